@@ -1,0 +1,173 @@
+"""The ``coevo`` command: a thin layer over the Python API.
+
+Every option maps onto a field of :class:`coevo.config.CoEvoConfig`; errors in
+the user's input become one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .config import DEFAULT_EMBEDDER, DEFAULT_LLM, DENSITIES, METHODS, REPRESENTS, TASKS, CoEvoConfig
+from .errors import CoevoError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Cluster texts with an LLM and an embedding model that improve each other (EMNLP 2025 co-evolution method).",
+)
+
+
+def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise CoevoError(f"option --{name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _load(data: str, text_field: str, label_field: str, fmt: Optional[str], sample: Optional[int], seed: int):
+    from .data import demo_path, load_corpus, stratified_sample
+
+    source = str(demo_path()) if data == "demo" else data
+    corpus = load_corpus(source, text_field=text_field, label_field=label_field or None, format=fmt)
+    if sample is not None:
+        if sample < 2:
+            raise CoevoError(f"option --sample: must be at least 2, got {sample}")
+        corpus = stratified_sample(corpus, sample, seed)
+    return corpus
+
+
+def _default_out(data: str, method: str, seed: int) -> Path:
+    stem = "demo" if data == "demo" else Path(data).stem or "data"
+    return Path("coevo-runs") / f"{stem}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _report(model, corpus_line: str | None, max_clusters: int) -> None:
+    from .report import format_clusters, format_metrics
+
+    if corpus_line:
+        typer.echo(corpus_line)
+    typer.echo(f"\n{len(model.clusters_)} clusters (largest first):\n")
+    typer.echo(format_clusters(model.clusters_, limit=max_clusters))
+    if model.summary_.get("metrics"):
+        typer.echo("\nper round (ACC/NMI/ARI in %, against the gold labels):")
+        typer.echo(format_metrics(model.history_))
+    typer.echo(f"\nresults: {model.run_dir_ / 'assignments.jsonl'}  summary: {model.run_dir_ / 'summary.json'}")
+
+
+DATA_HELP = "Texts to cluster: a .jsonl/.csv/.tsv/.txt file, a Hugging Face dataset name, or 'demo' for the bundled demo data."
+
+
+@app.command()
+def run(
+    data: Optional[str] = typer.Argument(None, help=DATA_HELP, show_default=False),
+    clusters: Optional[int] = typer.Option(None, "-k", "--clusters", help="Number of clusters K."),
+    task: str = typer.Option("intent", help=f"What the LLM names: {', '.join(TASKS)}."),
+    instruction: Optional[str] = typer.Option(None, help="Your own instruction for the LLM, replacing the task's."),
+    method: str = typer.Option("full", help=f"The method or an ablation: {', '.join(METHODS)}."),
+    llm: str = typer.Option(DEFAULT_LLM, help="LLM: a packaged name, a hub id or a local folder."),
+    embedder: str = typer.Option(DEFAULT_EMBEDDER, help="Embedding model: a packaged name, a hub id or a local folder."),
+    rounds: int = typer.Option(3, help="Co-evolution rounds T."),
+    samples: int = typer.Option(4, help="Interpretations sampled per text (M)."),
+    temperature: float = typer.Option(0.8, help="Sampling temperature."),
+    max_new_tokens: int = typer.Option(20, help="Longest interpretation, in tokens."),
+    density: str = typer.Option("posterior", help=f"Density score: {', '.join(DENSITIES)}."),
+    k_neighbors: int = typer.Option(10, help="Neighbours for the knn and kde scores."),
+    keep_fraction: float = typer.Option(0.5, help="Share of preference pairs kept (largest margins)."),
+    max_pairs: Optional[int] = typer.Option(None, help="At most this many DPO pairs per round (bounds DPO time)."),
+    represent: str = typer.Option("text+interp", help=f"What KMeans clusters: {', '.join(REPRESENTS)}."),
+    seed: int = typer.Option(0, help="Seed of every random choice."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (default: coevo-runs/<data>-<method>-seed<seed>-<time>)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last finished step."),
+    sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept)."),
+    text_field: str = typer.Option("text", help="Field (JSONL) or column (CSV/TSV) holding the text."),
+    label_field: str = typer.Option("label", help="Field holding gold labels, if any ('' for none)."),
+    format: Optional[str] = typer.Option(None, "--format", help="Input format when the extension does not tell: jsonl, csv, tsv, txt."),
+    cache_dir: Optional[str] = typer.Option(None, help="Model and generation cache (default $COEVO_CACHE or ~/.cache/coevo)."),
+    trust_remote_code: bool = typer.Option(False, help="Allow models that ship their own Python code."),
+    show: int = typer.Option(20, help="Clusters to print at the end."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or step lines."),
+) -> None:
+    """Run the co-evolution method (or one of its baselines) and print the clusters."""
+    from .data import check_n_clusters
+    from .pipeline import CoEvolution
+
+    if resume is not None:
+        model = CoEvolution.resume(resume, progress=not quiet)
+        _report(model, None, show)
+        return
+    if data is None:
+        raise CoevoError("give the DATA to cluster (a file, a dataset name or 'demo'), or --resume RUN_DIR")
+    if clusters is None:
+        raise CoevoError("option -k/--clusters is required: the number of clusters")
+    config = CoEvoConfig(
+        n_clusters=clusters, task=_choice("task", task, TASKS), instruction=instruction, method=_choice("method", method, METHODS),
+        llm=llm, embedder=embedder, rounds=rounds, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
+        density=_choice("density", density, DENSITIES), k_neighbors=k_neighbors, keep_fraction=keep_fraction,
+        max_pairs=max_pairs, represent=_choice("represent", represent, REPRESENTS), seed=seed, cache_dir=cache_dir,
+        trust_remote_code=trust_remote_code,
+    )
+    corpus = _load(data, text_field, label_field, format, sample, seed)
+    check_n_clusters(corpus, clusters)
+    run_dir = out or _default_out(data, method, seed)
+    if not quiet:
+        typer.echo(f"{corpus.summary()}; run folder {run_dir}", err=True)
+    model = CoEvolution(config, run_dir=run_dir, progress=not quiet).fit(corpus.texts, corpus.labels)
+    _report(model, corpus.summary(), show)
+
+
+@app.command()
+def baseline(
+    data: str = typer.Argument(..., help=DATA_HELP, show_default=False),
+    clusters: int = typer.Option(..., "-k", "--clusters", help="Number of clusters K."),
+    embedder: str = typer.Option(DEFAULT_EMBEDDER, help="Embedding model: a packaged name, a hub id or a local folder."),
+    seed: int = typer.Option(0, help="Seed of KMeans."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output folder (default: coevo-runs/<data>-kmeans-seed<seed>-<time>)."),
+    sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept)."),
+    text_field: str = typer.Option("text", help="Field (JSONL) or column (CSV/TSV) holding the text."),
+    label_field: str = typer.Option("label", help="Field holding gold labels, if any ('' for none)."),
+    format: Optional[str] = typer.Option(None, "--format", help="Input format when the extension does not tell: jsonl, csv, tsv, txt."),
+    cache_dir: Optional[str] = typer.Option(None, help="Model cache (default $COEVO_CACHE or ~/.cache/coevo)."),
+    show: int = typer.Option(20, help="Clusters to print at the end."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
+) -> None:
+    """Plain "embed + KMeans": the reference every method is compared with."""
+    from .data import check_n_clusters
+    from .pipeline import CoEvolution
+
+    corpus = _load(data, text_field, label_field, format, sample, seed)
+    check_n_clusters(corpus, clusters)
+    config = CoEvoConfig(n_clusters=clusters, method="kmeans", embedder=embedder, seed=seed, cache_dir=cache_dir)
+    model = CoEvolution(config, run_dir=out or _default_out(data, "kmeans", seed), progress=not quiet).fit(corpus.texts, corpus.labels)
+    _report(model, corpus.summary(), show)
+
+
+def main() -> None:
+    """Console entry point: one-line errors, exit status 2, no traceback."""
+    try:
+        app(standalone_mode=False)
+    except CoevoError as error:
+        typer.echo(f"coevo: error: {error}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("coevo: interrupted; finished steps are saved, continue with: coevo run --resume RUN_DIR", err=True)
+        sys.exit(130)
+    except Exception as error:  # click's usage errors
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Exit):
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

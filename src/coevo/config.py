@@ -1,0 +1,133 @@
+"""The run's settings: every knob of the method, with the defaults of METHOD.md.
+
+One frozen dataclass is the single source of truth; the CLI's options map onto
+its fields one to one, and a run folder stores it as ``config.json`` so that
+``--resume`` continues with exactly the settings the run started with.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+from .errors import CoevoError
+
+Task = Literal["intent", "type", "topic", "emotion", "domain"]
+Method = Literal["kmeans", "expand", "contrastive-only", "random-select", "no-dpo", "full"]
+Density = Literal["posterior", "knn", "kde"]
+Represent = Literal["text", "text+interp"]
+
+TASKS: tuple[str, ...] = ("intent", "type", "topic", "emotion", "domain")
+METHODS: tuple[str, ...] = ("kmeans", "expand", "contrastive-only", "random-select", "no-dpo", "full")
+DENSITIES: tuple[str, ...] = ("posterior", "knn", "kde")
+REPRESENTS: tuple[str, ...] = ("text", "text+interp")
+
+DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True)
+class CoEvoConfig:
+    """Settings of one co-evolution run (see METHOD.md for the why of each default)."""
+
+    n_clusters: int
+    task: str = "intent"
+    instruction: str | None = None  # replaces the task's built-in instruction
+    method: str = "full"
+    llm: str = DEFAULT_LLM
+    embedder: str = DEFAULT_EMBEDDER
+    rounds: int = 3
+    # generation
+    samples: int = 4
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 20  # every sequence of a batch waits for the longest; phrases need < 16
+    generation_batch_size: int = 64
+    # density and selection
+    density: str = "posterior"
+    tau: float = 0.05
+    k_neighbors: int = 10
+    keep_fraction: float = 0.5
+    max_pairs: int | None = None
+    max_copy_rate: float = 0.6  # a chosen answer may reuse at most this share of its text's words
+    # preference step (DPO)
+    dpo_learning_rate: float = 2e-5
+    dpo_beta: float = 0.1
+    dpo_sft_weight: float = 1.0  # weight of the NLL term on the chosen answer (0 = plain DPO)
+    dpo_batch_size: int = 4
+    dpo_epochs: float = 1.0
+    lora_r: int = 16
+    lora_alpha: int = 32
+    # contrastive step
+    contrastive_batch_size: int = 32
+    contrastive_learning_rate: float = 2e-5
+    contrastive_epochs: float = 1.0
+    # clustering
+    represent: str = "text+interp"
+    kmeans_init: int = 5
+    # misc
+    seed: int = 0
+    trust_remote_code: bool = False
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        _choice("task", self.task, TASKS)
+        _choice("method", self.method, METHODS)
+        _choice("density", self.density, DENSITIES)
+        _choice("represent", self.represent, REPRESENTS)
+        if self.n_clusters < 2:
+            raise CoevoError(f"option -k/--clusters: must be at least 2, got {self.n_clusters}")
+        _positive("rounds", self.rounds)
+        _positive("samples", self.samples)
+        _positive("max-new-tokens", self.max_new_tokens)
+        _positive("k-neighbors", self.k_neighbors)
+        if not 0.0 < self.keep_fraction <= 1.0:
+            raise CoevoError(f"option --keep-fraction: must be in (0, 1], got {self.keep_fraction}")
+        if self.max_pairs is not None and self.max_pairs < 1:
+            raise CoevoError(f"option --max-pairs: must be at least 1, got {self.max_pairs}")
+        if self.temperature <= 0:
+            raise CoevoError(f"option --temperature: must be above 0, got {self.temperature}")
+        if self.method in ("random-select", "no-dpo", "full") and self.samples < 2:
+            raise CoevoError(f"option --samples: method {self.method} needs at least 2 samples per text to form pairs")
+
+    @property
+    def uses_llm(self) -> bool:
+        return self.method != "kmeans"
+
+    @property
+    def trains_llm(self) -> bool:
+        return self.method in ("full", "random-select")
+
+    @property
+    def trains_embedder(self) -> bool:
+        return self.method in ("full", "random-select", "no-dpo", "contrastive-only")
+
+    @property
+    def effective_rounds(self) -> int:
+        """Methods that train nothing are a single round."""
+        return 1 if self.method in ("kmeans", "expand") else self.rounds
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CoEvoConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CoevoError(f"config: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def replace(self, **changes) -> "CoEvoConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise CoevoError(f"option --{option}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _positive(option: str, value: int) -> None:
+    if value < 1:
+        raise CoevoError(f"option --{option}: must be at least 1, got {value}")

@@ -1,0 +1,82 @@
+"""Step 6: the contrastive step. The embedding model learns that a text and its chosen
+interpretation belong together (sentence-transformers, MultipleNegativesRankingLoss).
+
+Other pairs of the batch are the negatives (InfoNCE), so a batch must not hold
+the same text or answer twice: the NO_DUPLICATES sampler sees to that. Pulling
+a text towards a cluster-informative interpretation of it moves texts of one
+cluster together, which is what clustering then reads from f(x).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class ContrastiveSettings:
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    epochs: float = 1.0
+    seed: int = 0
+
+
+def train_contrastive(
+    embedder,
+    anchors: list[str],
+    positives: list[str],
+    output_dir: str | Path,
+    *,
+    settings: ContrastiveSettings = ContrastiveSettings(),
+    progress: bool = True,
+) -> dict:
+    """Fine-tune ``embedder`` in place on (anchor, positive) pairs and save it to ``output_dir``."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.base.sampler import BatchSamplers
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    output_dir = Path(output_dir)
+    torch.manual_seed(settings.seed)
+    dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir / "_trainer"),
+        num_train_epochs=settings.epochs,
+        per_device_train_batch_size=min(settings.batch_size, len(anchors)),
+        learning_rate=settings.learning_rate,
+        warmup_steps=0.1,  # a float below 1 is a share of the steps
+        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=settings.seed,
+        data_seed=settings.seed,
+        use_cpu=not torch.cuda.is_available(),
+        disable_tqdm=not progress,
+        dataloader_num_workers=0,
+    )
+    logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
+    trainer = SentenceTransformerTrainer(
+        model=embedder, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(embedder)
+    )
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # it prints every log line when bars are off
+    started = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - started
+    embedder.save(str(output_dir))
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "pairs": len(anchors),
+        "steps": len(losses),
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "train_seconds": seconds,
+        "pairs_per_second": len(anchors) / seconds if seconds else None,
+    }

@@ -1,0 +1,211 @@
+"""Step 1: the LLM writes M interpretations of every text.
+
+Speed comes from two things ``generate(num_return_sequences=M)`` does not do:
+the prompt of a text is prefilled *once* and its key/value cache is copied to
+its M samples, and many texts are decoded together (a CPU matmul costs about
+the same for 32 or 256 rows, so large decode batches are nearly free). We still
+decode with ``model.generate``: it gets the prefilled cache, so sampling, stop
+rules and padding stay the library's. ``bench/speed.py`` measures the gain.
+
+Finished batches are cached on disk under a key made of the model fingerprint,
+the prompts, the sampling settings and the seed, so an interrupted round, a
+rerun, or another method on the same data does not redo them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+
+from . import models
+from .atomic import atomic_write_json, read_json
+from .prompts import chat_messages, clean_interpretation, is_degenerate
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    samples: int = 4
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 32
+    batch_size: int = 64  # texts per decode batch; x samples sequences are decoded together
+    seed: int = 0
+
+
+def preferred_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the hardware multiplies it natively (2-2.6x faster here), else fp32."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return torch.float32
+    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+
+
+class _StopAtNewline(StoppingCriteria):
+    """Stops a sequence once it emits a token that contains a line break."""
+
+    def __init__(self, newline_ids: torch.Tensor):
+        self.newline_ids = newline_ids
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.isin(input_ids[:, -1], self.newline_ids)
+
+
+def _newline_token_ids(tokenizer) -> torch.Tensor:
+    vocab_size = len(tokenizer)
+    pieces = tokenizer.batch_decode([[i] for i in range(vocab_size)])
+    return torch.tensor([i for i, piece in enumerate(pieces) if "\n" in piece], dtype=torch.long)
+
+
+class Interpreter:
+    """One LLM (a base model, optionally with a LoRA adapter) that interprets texts.
+
+    The adapter is merged into a fresh copy of the base weights at load time,
+    so decoding runs at the speed of the plain model.
+    """
+
+    def __init__(
+        self,
+        llm: str,
+        adapter_dir: str | Path | None = None,
+        *,
+        cache_dir: str | None = None,
+        device: str | None = None,
+        dtype: torch.dtype | None = None,
+        trust_remote_code: bool = False,
+    ):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = dtype or preferred_dtype(self.device)
+        model, tokenizer = models.load_llm(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.tokenizer = tokenizer
+        self.fingerprint = models.model_fingerprint(llm) + (
+            f"+{models.model_fingerprint(str(adapter_dir))}" if adapter_dir is not None else ""
+        )
+        self.cache_root = models.cache_root(cache_dir) / "generations"
+        self._stop = StoppingCriteriaList([_StopAtNewline(_newline_token_ids(tokenizer).to(self.device))])
+        self.tokens_per_second: float | None = None
+
+    def prompts(self, texts: list[str], task: str, instruction: str | None = None) -> list[str]:
+        return [
+            self.tokenizer.apply_chat_template(chat_messages(text, task, instruction), add_generation_prompt=True, tokenize=False)
+            for text in texts
+        ]
+
+    def interpret(
+        self,
+        texts: list[str],
+        task: str,
+        instruction: str | None = None,
+        sampling: SamplingConfig = SamplingConfig(),
+        progress: bool = True,
+    ) -> list[list[str]]:
+        """Up to ``sampling.samples`` cleaned interpretations per text, in input order.
+
+        Degenerate answers (empty, punctuation, rambling) are resampled once,
+        then dropped, so a text can end with fewer than M interpretations.
+        """
+        prompts = self.prompts(texts, task, instruction)
+        raw = self.sample(prompts, sampling, progress=progress, desc="interpret")
+        cleaned = [[clean_interpretation(answer) for answer in answers] for answers in raw]
+        retry = [i for i, answers in enumerate(cleaned) if any(is_degenerate(a) for a in answers)]
+        if retry:
+            again = self.sample(
+                [prompts[i] for i in retry], _reseeded(sampling), progress=progress, desc="resample degenerate"
+            )
+            for i, answers in zip(retry, again):
+                fresh = iter(a for a in (clean_interpretation(r) for r in answers) if not is_degenerate(a))
+                cleaned[i] = [a if not is_degenerate(a) else next(fresh, "") for a in cleaned[i]]
+        return [[a for a in answers if not is_degenerate(a)] for answers in cleaned]
+
+    def sample(
+        self, prompts: list[str], sampling: SamplingConfig, progress: bool = True, desc: str = "generate"
+    ) -> list[list[str]]:
+        """Raw decoded answers, ``sampling.samples`` per prompt, in input order."""
+        lengths = [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        order = sorted(range(len(prompts)), key=lambda i: -lengths[i])  # similar lengths share a batch: less padding
+        results: list[list[str] | None] = [None] * len(prompts)
+        started, new_tokens = time.perf_counter(), 0
+        bar = tqdm(total=len(prompts), desc=desc, unit="text", disable=not progress)
+        for start in range(0, len(order), sampling.batch_size):
+            batch = order[start : start + sampling.batch_size]
+            batch_prompts = [prompts[i] for i in batch]
+            key = self._cache_key(batch_prompts, sampling)
+            answers = self._cached(key)
+            if answers is None:
+                answers, produced = self._decode_batch(batch_prompts, sampling, seed=int(key[:8], 16))
+                new_tokens += produced
+                atomic_write_json(self._cache_path(key), {"answers": answers})
+            for i, text_answers in zip(batch, answers):
+                results[i] = text_answers
+            bar.update(len(batch))
+            elapsed = time.perf_counter() - started
+            if new_tokens:
+                self.tokens_per_second = new_tokens / elapsed
+                bar.set_postfix_str(f"{self.tokens_per_second:.0f} tok/s")
+        bar.close()
+        return results  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def _decode_batch(self, prompts: list[str], sampling: SamplingConfig, seed: int) -> tuple[list[list[str]], int]:
+        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        # Prefill all but the last prompt token once per text, with the positions
+        # generate() itself would use for left padding, then copy the cache M times.
+        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+        cache = DynamicCache(config=self.model.config)
+        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], cache=cache, use_cache=True)
+        m = sampling.samples
+        cache.batch_repeat_interleave(m)
+        torch.manual_seed(seed)
+        out = self.model.generate(
+            input_ids=ids.repeat_interleave(m, dim=0),
+            attention_mask=mask.repeat_interleave(m, dim=0),
+            cache=cache,
+            do_sample=True,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=0,
+            max_new_tokens=sampling.max_new_tokens,
+            stopping_criteria=self._stop,
+            pad_token_id=self.tokenizer.pad_token_id,
+        )
+        generated = out[:, ids.shape[1] :]
+        produced = int((generated != self.tokenizer.pad_token_id).sum())
+        texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+        return [texts[j * m : (j + 1) * m] for j in range(len(prompts))], produced
+
+    def _cache_key(self, prompts: list[str], sampling: SamplingConfig) -> str:
+        payload = json.dumps({"model": self.fingerprint, "dtype": str(self.dtype), "sampling": asdict(sampling), "prompts": prompts})
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def _cache_path(self, key: str) -> Path:
+        return self.cache_root / key[:2] / f"{key}.json"
+
+    def _cached(self, key: str) -> list[list[str]] | None:
+        path = self._cache_path(key)
+        if not path.exists():
+            return None
+        try:
+            return read_json(path)["answers"]
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged entry is simply regenerated
+
+
+def _reseeded(sampling: SamplingConfig) -> SamplingConfig:
+    from dataclasses import replace
+
+    return replace(sampling, seed=sampling.seed + 7919)

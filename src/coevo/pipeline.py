@@ -1,0 +1,446 @@
+"""The co-evolution loop: generate -> density -> select -> DPO -> contrastive -> cluster, over rounds.
+
+``CoEvolution`` is the public entry point (``fit`` / ``labels_``). Every step
+of every round writes its outputs into the run folder atomically and is then
+recorded in ``state.json``; ``CoEvolution.resume(run_dir)`` replays nothing
+that finished. Each step draws its randomness from (seed, round, step) and
+reloads its models from the run folder, so a resumed run ends with the same
+clusters as an uninterrupted one.
+
+Which steps run depends on ``config.method`` (METHOD.md, baselines table):
+
+============== ======== ========== ====== ============ =========
+method         generate select      DPO    contrastive  cluster
+============== ======== ========== ====== ============ =========
+kmeans         -        -          -      -            f(x)
+expand         round 1  -          -      -            f(x)+f(y)
+contrastive-   yes      random y   -      yes          yes
+only
+random-select  yes      random     yes    yes          yes
+no-dpo         yes      density    -      yes          yes
+full           yes      density    yes    yes          yes
+============== ======== ========== ====== ============ =========
+
+DPO runs in rounds 1..T-1 only: the adapter of round T would never write an
+interpretation that the clustering reads.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from . import models
+from .atomic import atomic_publish_dir, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from .clustering import embed, kmeans, mean_by_owner, represent
+from .config import CoEvoConfig
+from .contrastive import ContrastiveSettings, train_contrastive
+from .density import density_scores
+from .errors import CoevoError
+from .guards import GuardStats, guard_stats, guard_violations
+from .metrics import evaluate
+from .prompts import system_prompt
+from .report import describe_clusters
+from .selection import select_pairs
+
+STEPS = ("generate", "select", "dpo", "contrastive", "cluster")
+
+
+def step_seed(seed: int, round_index: int, step: str) -> int:
+    return int(np.random.SeedSequence([seed, round_index, STEPS.index(step)]).generate_state(1)[0] % (2**31))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class CoEvolution:
+    """Cluster texts with an LLM and an embedding model that improve each other.
+
+    Parameters
+    ----------
+    config : CoEvoConfig
+        Every setting of the run; stored in the run folder.
+    run_dir : path, optional
+        Where the run writes its rounds, models and results. A temporary folder
+        when omitted (``run_dir_`` tells where).
+    progress : bool
+        Progress bars and one line per finished step, on stderr.
+
+    Attributes (after ``fit``)
+    --------------------------
+    labels_ : ndarray of int, the cluster of each text.
+    interpretations_ : list of list of str, the last round's interpretations.
+    history_ : list of dict, per round: metrics (with gold labels), guard figures, timings.
+    clusters_ : list of dict, per cluster: size, names (central interpretations), example texts.
+    """
+
+    def __init__(self, config: CoEvoConfig, *, run_dir: str | Path | None = None, progress: bool = True,
+                 log: Callable[[str], None] | None = None):
+        self.config = config
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.progress = progress
+        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    # ------------------------------------------------------------------ public API
+
+    def fit(self, texts: list[str], labels: list[str] | None = None) -> "CoEvolution":
+        if len(texts) < 2:
+            raise CoevoError("need at least 2 texts to cluster")
+        if labels is not None and len(labels) != len(texts):
+            raise CoevoError(f"got {len(texts)} texts but {len(labels)} labels")
+        if self.config.n_clusters > len(set(texts)):
+            raise CoevoError(
+                f"option -k/--clusters: {self.config.n_clusters} clusters but only {len(set(texts))} distinct texts"
+            )
+        run_dir = self.run_dir or Path(tempfile.mkdtemp(prefix="coevo-run-"))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / "state.json").exists():
+            raise CoevoError(f"run folder {run_dir} already holds a run; continue it with --resume {run_dir}, or choose a new folder")
+        atomic_write_json(run_dir / "config.json", self.config.to_dict())
+        atomic_write_jsonl(run_dir / "data.jsonl", [
+            {"text": t, **({"label": labels[i]} if labels is not None else {})} for i, t in enumerate(texts)
+        ])
+        atomic_write_json(run_dir / "state.json", {"done": [], "adapter": None, "backoff": 0})
+        self.run_dir_ = run_dir
+        return self._run()
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, *, progress: bool = True, log: Callable[[str], None] | None = None) -> "CoEvolution":
+        """Continue a run after the last finished step."""
+        run_dir = Path(run_dir)
+        for name in ("config.json", "data.jsonl", "state.json"):
+            if not (run_dir / name).is_file():
+                raise CoevoError(f"--resume {run_dir}: no {name} there; is this a coevo run folder?")
+        self = cls(CoEvoConfig.from_dict(read_json(run_dir / "config.json")), run_dir=run_dir, progress=progress, log=log)
+        self.run_dir_ = run_dir
+        return self._run()
+
+    @classmethod
+    def load(cls, run_dir: str | Path, *, progress: bool = False) -> "CoEvolution":
+        """A finished run, with its results (``labels_``, ``history_``, ...) read back from disk."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "summary.json").is_file():
+            raise CoevoError(f"{run_dir}: no summary.json; the run is not finished (continue it with --resume {run_dir})")
+        return cls.resume(run_dir, progress=progress, log=lambda msg: None)
+
+    def recluster(self, seed: int) -> dict:
+        """Cluster the final representation again with another KMeans seed; nothing is retrained.
+
+        This is how benchmarks vary the remaining randomness when the LLM work
+        is too costly to repeat per seed. Returns labels and, with gold labels,
+        metrics; the run folder is not changed.
+        """
+        cfg = self.config
+        last = cfg.effective_rounds
+        z, _ = self._representation(last)
+        result = kmeans(z, cfg.n_clusters, seed=step_seed(seed, last, "cluster"), n_init=cfg.kmeans_init)
+        out = {"seed": seed, "labels": result.labels.tolist()}
+        if self.gold_ is not None:
+            out["metrics"] = evaluate(self.gold_, result.labels)
+        return out
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run(self) -> "CoEvolution":
+        cfg = self.config
+        rows = read_jsonl(self.run_dir_ / "data.jsonl")
+        self.texts_ = [r["text"] for r in rows]
+        self.gold_ = [r["label"] for r in rows] if rows and "label" in rows[0] else None
+        self.prompt_ = system_prompt(cfg.task, cfg.instruction)
+        started = time.perf_counter()
+        for r in range(1, cfg.effective_rounds + 1):
+            for step in STEPS:
+                if self._done(r, step) or not self._applies(r, step):
+                    continue
+                t0 = time.perf_counter()
+                getattr(self, f"_{step}")(r)
+                self._mark_done(r, step, time.perf_counter() - t0)
+        self._finish(time.perf_counter() - started)
+        return self
+
+    def _applies(self, r: int, step: str) -> bool:
+        cfg = self.config
+        if step == "generate":
+            return cfg.uses_llm
+        if step == "select":
+            return cfg.trains_llm or cfg.trains_embedder
+        if step == "dpo":
+            return cfg.trains_llm and r < cfg.effective_rounds
+        if step == "contrastive":
+            return cfg.trains_embedder
+        return True
+
+    # ------------------------------------------------------------------ steps
+
+    def _generate(self, r: int) -> None:
+        from .generation import Interpreter, SamplingConfig
+
+        cfg, state = self.config, self._state()
+        out = self._round(r) / "interpretations.jsonl"
+        previous = self._round(r - 1) / "interpretations.jsonl"
+        adapter = state["adapter"]
+        if r > 1 and not cfg.trains_llm and previous.exists():
+            shutil.copyfile(previous, out.with_suffix(".tmp"))  # same LLM, same seed: same answers
+            Path(out.with_suffix(".tmp")).replace(out)
+            atomic_write_json(self._round(r) / "generate.json", read_json(self._round(r - 1) / "generate.json"))
+            return
+        sampling = SamplingConfig(cfg.samples, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.generation_batch_size, cfg.seed)
+        interpretations, tok_s = self._interpret(adapter, sampling)
+        stats = guard_stats(self.texts_, interpretations, self.prompt_)
+        info = {"adapter": adapter, "guards": stats.to_dict(), "tokens_per_second": tok_s, "backed_off": None}
+        if r > 1 and adapter is not None:
+            first = GuardStats(**read_json(self._round(1) / "generate.json")["guards"])
+            problems = guard_violations(first, stats)
+            if problems:
+                fallback = state["adapter_history"][-2] if len(state.get("adapter_history", [])) > 1 else None
+                self._log(f"warning: round {r}: the trained LLM degraded ({'; '.join(problems)}); "
+                          f"backing off to {'the base LLM' if fallback is None else fallback} and halving the DPO step")
+                interpretations, tok_s = self._interpret(fallback, sampling)
+                stats = guard_stats(self.texts_, interpretations, self.prompt_)
+                info.update({"backed_off": {"from": adapter, "to": fallback, "problems": problems},
+                             "adapter": fallback, "guards": stats.to_dict()})
+                state.update(adapter=fallback, backoff=state.get("backoff", 0) + 1)
+                self._save_state(state)
+        atomic_write_jsonl(out, [{"index": i, "interpretations": ys} for i, ys in enumerate(interpretations)])
+        atomic_write_json(self._round(r) / "generate.json", info)
+        self._log(f"round {r}: {stats.n_interpretations} interpretations, distinct {stats.distinct_share:.0%}, "
+                  f"{stats.mean_words:.1f} words, copies {stats.copy_rate:.1%}, leaks {stats.leak_rate:.1%}")
+
+    def _interpret(self, adapter: str | None, sampling) -> tuple[list[list[str]], float | None]:
+        from .generation import Interpreter
+
+        cfg = self.config
+        interpreter = Interpreter(cfg.llm, adapter, cache_dir=cfg.cache_dir, trust_remote_code=cfg.trust_remote_code)
+        try:
+            answers = interpreter.interpret(self.texts_, cfg.task, cfg.instruction, sampling, progress=self.progress)
+            return answers, interpreter.tokens_per_second
+        finally:
+            del interpreter
+            gc.collect()
+
+    def _select(self, r: int) -> None:
+        cfg = self.config
+        seed = step_seed(cfg.seed, r, "select")
+        rng = np.random.default_rng(seed)
+        interpretations = self._interpretations(r)
+        embedder = self._embedder(r - 1)
+        text_vec, interp_vec, owner = self._embed_all(embedder, interpretations)
+        interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts_))
+        z = represent(text_vec, interp_mean, counts)
+        clusters = kmeans(z, cfg.n_clusters, seed=seed, n_init=cfg.kmeans_init)
+        if cfg.method in ("contrastive-only", "random-select"):
+            scores = rng.random(len(interp_vec)).astype(np.float32)
+        else:
+            scores = density_scores(cfg.density, interp_vec, owner, text_cluster=clusters.labels, n_clusters=cfg.n_clusters,
+                                    tau=cfg.tau, k=cfg.k_neighbors, samples_per_text=cfg.samples)
+        per_text = _split(scores.tolist(), interpretations)
+        random_choice = cfg.method in ("contrastive-only", "random-select")
+        common = dict(prompt=self.prompt_, max_copy_rate=cfg.max_copy_rate, random_choice=random_choice)
+        # Contrastive step: every text with a usable chosen answer. DPO: the top margins only.
+        positives = select_pairs(self.texts_, interpretations, per_text, keep_fraction=1.0, rng=rng, **common)
+        pairs = select_pairs(self.texts_, interpretations, per_text, keep_fraction=cfg.keep_fraction,
+                             max_pairs=cfg.max_pairs, rng=rng, **common)
+        atomic_write_jsonl(self._round(r) / "scores.jsonl", [
+            {"index": i, "interpretations": ys, "scores": ss} for i, (ys, ss) in enumerate(zip(interpretations, per_text))
+        ])
+        atomic_write_jsonl(self._round(r) / "positives.jsonl", [p.to_dict() for p in positives])
+        atomic_write_jsonl(self._round(r) / "pairs.jsonl", [p.to_dict() for p in pairs])
+        info = {"n_positives": len(positives), "n_pairs": len(pairs),
+                "mean_margin": float(np.mean([p.margin for p in pairs])) if pairs else None}
+        if self.gold_ is not None:
+            only = kmeans(interp_mean[counts > 0], cfg.n_clusters, seed=seed, n_init=cfg.kmeans_init)
+            info["interp_only"] = evaluate([g for g, c in zip(self.gold_, counts) if c > 0], only.labels)
+            info["selection_clusters"] = evaluate(self.gold_, clusters.labels)
+        atomic_write_json(self._round(r) / "select.json", info)
+        self._log(f"round {r}: {len(pairs)} preference pairs, {len(positives)} contrastive pairs")
+
+    def _dpo(self, r: int) -> None:
+        from .preference import DPOSettings, preference_records, train_dpo
+
+        cfg, state = self.config, self._state()
+        pairs = read_jsonl(self._round(r) / "pairs.jsonl")
+        if not pairs:
+            self._log(f"round {r}: no preference pairs; the LLM is not trained this round")
+            atomic_write_json(self._round(r) / "dpo.json", {"pairs": 0})
+            return
+        from .selection import PreferencePair
+
+        pair_objs = [PreferencePair(p["text_index"], p["chosen"], p["rejected"], p["chosen_score"], p["rejected_score"]) for p in pairs]
+        slowdown = 2 ** state.get("backoff", 0)
+        settings = DPOSettings(
+            learning_rate=cfg.dpo_learning_rate / slowdown, beta=cfg.dpo_beta * slowdown, sft_weight=cfg.dpo_sft_weight,
+            batch_size=cfg.dpo_batch_size, epochs=cfg.dpo_epochs, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+            seed=step_seed(cfg.seed, r, "dpo"),
+        )
+        target = self._round(r) / "adapter"
+        build = target.with_name(".adapter.tmp")
+        shutil.rmtree(build, ignore_errors=True)
+        summary = train_dpo(cfg.llm, preference_records(self.texts_, pair_objs, cfg.task, cfg.instruction), build,
+                            settings=settings, previous_adapter=state["adapter"], cache_dir=cfg.cache_dir,
+                            trust_remote_code=cfg.trust_remote_code, progress=self.progress)
+        shutil.rmtree(build / "_trainer", ignore_errors=True)
+        atomic_publish_dir(build, target)
+        gc.collect()
+        atomic_write_json(self._round(r) / "dpo.json", summary)
+        state = self._state()
+        state["adapter"] = str(target)
+        state.setdefault("adapter_history", []).append(str(target))
+        self._save_state(state)
+        self._log(f"round {r}: DPO on {len(pairs)} pairs, loss {summary['loss_first']:.3f} -> {summary['loss_last']:.3f}, "
+                  f"{summary['train_seconds']:.0f}s")
+
+    def _contrastive(self, r: int) -> None:
+        cfg = self.config
+        positives = read_jsonl(self._round(r) / "positives.jsonl")
+        target = self._round(r) / "embedder"
+        if not positives:
+            self._log(f"round {r}: no contrastive pairs; the embedder is not trained this round")
+            atomic_write_json(self._round(r) / "contrastive.json", {"pairs": 0})
+            return
+        embedder = self._embedder(r - 1)
+        build = target.with_name(".embedder.tmp")
+        shutil.rmtree(build, ignore_errors=True)
+        settings = ContrastiveSettings(cfg.contrastive_batch_size, cfg.contrastive_learning_rate, cfg.contrastive_epochs,
+                                       step_seed(cfg.seed, r, "contrastive"))
+        summary = train_contrastive(embedder, [self.texts_[p["text_index"]] for p in positives],
+                                    [p["chosen"] for p in positives], build, settings=settings, progress=self.progress)
+        shutil.rmtree(build / "_trainer", ignore_errors=True)
+        atomic_publish_dir(build, target)
+        atomic_write_json(self._round(r) / "contrastive.json", summary)
+        self._log(f"round {r}: contrastive step on {len(positives)} pairs, loss {summary['loss_first']:.3f} -> "
+                  f"{summary['loss_last']:.3f}")
+
+    def _cluster(self, r: int) -> None:
+        cfg = self.config
+        z, (interpretations, interp_vec, owner) = self._representation(r)
+        result = kmeans(z, cfg.n_clusters, seed=step_seed(cfg.seed, r, "cluster"), n_init=cfg.kmeans_init)
+        clusters = describe_clusters(self.texts_, result.labels, z, interpretations, interp_vec, owner)
+        atomic_write_jsonl(self._round(r) / "assignments.jsonl", [
+            {"text": t, "cluster": int(c), **({"label": self.gold_[i]} if self.gold_ is not None else {}),
+             **({"interpretations": interpretations[i]} if interpretations is not None else {})}
+            for i, (t, c) in enumerate(zip(self.texts_, result.labels))
+        ])
+        info = {"clusters": clusters, "kmeans_backend": result.backend}
+        if self.gold_ is not None:
+            info["metrics"] = evaluate(self.gold_, result.labels)
+            self._log(f"round {r}: ACC {info['metrics']['acc']:.1f}  NMI {info['metrics']['nmi']:.1f}  "
+                      f"ARI {info['metrics']['ari']:.1f}")
+        atomic_write_json(self._round(r) / "cluster.json", info)
+
+    # ------------------------------------------------------------------ results
+
+    def _finish(self, seconds: float) -> None:
+        cfg = self.config
+        last = self._round(cfg.effective_rounds)
+        cluster = read_json(last / "cluster.json")
+        assignments = read_jsonl(last / "assignments.jsonl")
+        self.labels_ = np.array([a["cluster"] for a in assignments])
+        self.interpretations_ = [a.get("interpretations", []) for a in assignments]
+        self.clusters_ = cluster["clusters"]
+        self.history_ = [self._round_summary(r) for r in range(1, cfg.effective_rounds + 1)]
+        shutil.copyfile(last / "assignments.jsonl", self.run_dir_ / ".assignments.jsonl.tmp")
+        (self.run_dir_ / ".assignments.jsonl.tmp").replace(self.run_dir_ / "assignments.jsonl")
+        state = self._state()
+        summary = {
+            "config": cfg.to_dict(),
+            "n_texts": len(self.texts_),
+            "metrics": cluster.get("metrics"),
+            "rounds": self.history_,
+            "clusters": self.clusters_,
+            "seconds_this_invocation": seconds,
+            "seconds_total": sum(state.get("seconds", {}).values()),
+            "peak_rss_mb": max(peak_rss_mb(), state.get("peak_rss_mb", 0.0)),
+        }
+        atomic_write_json(self.run_dir_ / "summary.json", summary)
+        self.summary_ = summary
+
+    def _round_summary(self, r: int) -> dict:
+        folder = self._round(r)
+        row: dict = {"round": r}
+        for name in ("generate", "select", "dpo", "contrastive", "cluster"):
+            path = folder / f"{name}.json"
+            if path.exists():
+                data = read_json(path)
+                if name == "cluster":
+                    row["metrics"] = data.get("metrics")
+                elif name == "generate":
+                    row["guards"] = data.get("guards")
+                    row["backed_off"] = data.get("backed_off")
+                    row["tokens_per_second"] = data.get("tokens_per_second")
+                elif name == "select":
+                    row["interp_only"] = data.get("interp_only")
+                    row["n_pairs"] = data.get("n_pairs")
+                else:
+                    row[name] = data
+        row["seconds"] = {k.split("/", 1)[1]: v for k, v in self._state().get("seconds", {}).items() if k.startswith(f"round{r}/")}
+        return row
+
+    # ------------------------------------------------------------------ helpers
+
+    def _round(self, r: int) -> Path:
+        path = self.run_dir_ / f"round{r}"
+        path.mkdir(exist_ok=True)
+        return path
+
+    def _state(self) -> dict:
+        return read_json(self.run_dir_ / "state.json")
+
+    def _save_state(self, state: dict) -> None:
+        atomic_write_json(self.run_dir_ / "state.json", state)
+
+    def _done(self, r: int, step: str) -> bool:
+        return f"round{r}/{step}" in self._state()["done"]
+
+    def _mark_done(self, r: int, step: str, seconds: float) -> None:
+        state = self._state()
+        state["done"].append(f"round{r}/{step}")
+        state.setdefault("seconds", {})[f"round{r}/{step}"] = seconds
+        state["peak_rss_mb"] = max(peak_rss_mb(), state.get("peak_rss_mb", 0.0))
+        self._save_state(state)
+
+    def _interpretations(self, r: int) -> list[list[str]]:
+        return [row["interpretations"] for row in read_jsonl(self._round(r) / "interpretations.jsonl")]
+
+    def _embedder(self, r: int):
+        """The embedder as it stood after round ``r`` (the base model for r = 0 or an untrained round)."""
+        for k in range(r, 0, -1):
+            folder = self._round(k) / "embedder"
+            if folder.is_dir():
+                return models.load_embedder(str(folder), trust_remote_code=self.config.trust_remote_code)
+        return models.load_embedder(self.config.embedder, cache_dir=self.config.cache_dir,
+                                    trust_remote_code=self.config.trust_remote_code)
+
+    def _representation(self, r: int):
+        """What KMeans clusters after round ``r``: f_r(x), joined with the mean f_r(y) when configured."""
+        cfg = self.config
+        interpretations = self._interpretations(r) if cfg.uses_llm else None
+        text_vec, interp_vec, owner = self._embed_all(self._embedder(r), interpretations or [[] for _ in self.texts_])
+        interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts_))
+        use_interp = interpretations is not None and cfg.represent == "text+interp"
+        z = represent(text_vec, interp_mean if use_interp else None, counts)
+        return z, (interpretations, interp_vec, owner)
+
+    def _embed_all(self, embedder, interpretations: list[list[str]]):
+        flat = [y for ys in interpretations for y in ys]
+        owner = np.array([i for i, ys in enumerate(interpretations) for _ in ys], dtype=np.int64)
+        text_vec = embed(embedder, self.texts_, progress=self.progress, desc="embed texts")
+        interp_vec = embed(embedder, flat, progress=self.progress, desc="embed interpretations")
+        return text_vec, interp_vec, owner
+
+
+def _split(flat: list[float], shape: list[list[str]]) -> list[list[float]]:
+    out, start = [], 0
+    for ys in shape:
+        out.append(flat[start : start + len(ys)])
+        start += len(ys)
+    return out
