@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -234,12 +235,32 @@ def model_fingerprint(name_or_path: str) -> str:
     digest = hashlib.sha256()
     for relative, path in files:
         stat = path.stat()
-        digest.update(f"{relative}\0{stat.st_size}\0".encode())
-        if stat.st_size < _FINGERPRINT_CONTENT_LIMIT:
-            digest.update(_sha256_file(path).encode())
+        digest.update(f"{relative}\0".encode())
+        if path.suffix == ".json" and stat.st_size < _FINGERPRINT_CONTENT_LIMIT:
+            digest.update(_canonical_json(path).encode())
+        elif stat.st_size < _FINGERPRINT_CONTENT_LIMIT:
+            digest.update(f"{stat.st_size}\0{_sha256_file(path)}".encode())
         else:
-            digest.update(str(stat.st_mtime_ns).encode())
+            digest.update(f"{stat.st_size}\0{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
+
+
+def _canonical_json(path: Path) -> str:
+    """JSON with sorted keys and sorted string lists: PEFT writes ``target_modules``
+    from a set, in an order that changes from process to process."""
+
+    def canon(value):
+        if isinstance(value, dict):
+            return {key: canon(item) for key, item in value.items()}
+        if isinstance(value, list):
+            items = [canon(item) for item in value]
+            return sorted(items) if all(isinstance(item, str) for item in items) else items
+        return value
+
+    try:
+        return json.dumps(canon(json.loads(path.read_text(encoding="utf-8"))), sort_keys=True)
+    except (ValueError, UnicodeDecodeError):
+        return _sha256_file(path)
 
 
 def _registry_entry(name: str, kind: Kind) -> PackagedModel | None:

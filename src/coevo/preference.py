@@ -35,6 +35,10 @@ class DPOSettings:
     lora_r: int = 16
     lora_alpha: int = 32
     max_length: int = 256  # prompt + answer tokens; our prompts are short texts
+    # TRL turns activation checkpointing on by default to save GPU memory; at our
+    # sequence lengths memory is no issue and recomputing activations costs time.
+    gradient_checkpointing: bool = False
+    precompute_ref_log_probs: bool = False
     seed: int = 0
 
 
@@ -99,6 +103,8 @@ def train_dpo(
         loss_type=["sigmoid", "sft"] if settings.sft_weight > 0 else ["sigmoid"],
         loss_weights=[1.0, settings.sft_weight] if settings.sft_weight > 0 else None,
         max_length=settings.max_length,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        precompute_ref_log_probs=settings.precompute_ref_log_probs,
         logging_steps=1,
         save_strategy="no",
         report_to=[],

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .guards import copy_share, leaks_prompt
+from .guards import copy_share, leaks_prompt, words
+
+MIN_WORDS_FOR_COPY = 5  # a shorter text leaves an honest answer no words of its own
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ def select_pairs(
     for i, (text, answers, answer_scores) in enumerate(zip(texts, interpretations, scores)):
         if len(set(answers)) < 2:
             continue
-        bad = [copy_share(a, text) >= max_copy_rate or leaks_prompt(a, prompt) for a in answers]
+        copyable = len(set(words(text))) >= MIN_WORDS_FOR_COPY
+        bad = [(copyable and copy_share(a, text) >= max_copy_rate) or leaks_prompt(a, prompt) for a in answers]
         eligible = [j for j in range(len(answers)) if not bad[j]]
         if not eligible:
             continue

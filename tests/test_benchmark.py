@@ -1,0 +1,251 @@
+"""Tests of coevo.benchmark: config checks, report rendering, record merging, and the smoke tier end to end.
+
+Everything but the last test runs on fake data and fake records in a few
+seconds; the last one runs the real smoke tier (tiny models) into a tmp folder.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from coevo.benchmark import (
+    DATASET_TASKS,
+    ReportMeta,
+    Record,
+    load_bench_config,
+    merge_records,
+    read_records,
+    render_markdown,
+    run_bench,
+)
+from coevo.errors import CoevoError
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "bench" / "configs" / "smoke.toml"
+DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def data_dir(tmp_path) -> Path:
+    """Two tiny labelled datasets under real dataset names (3 classes, 12 texts each)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("bank77", "goemo"):
+        rows = [{"text": f"{name} text {i} about {c}", "label": c} for c in ("a", "b", "c") for i in range(4)]
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def write_config(tmp_path: Path, body: str, data_dir: Path | None = None, name: str = "tier.toml") -> Path:
+    path = tmp_path / name
+    head = f'data_dir = "{data_dir}"\n' if data_dir is not None else ""
+    path.write_text(head + body)
+    return path
+
+
+GOOD = """
+datasets = ["bank77", "goemo"]
+methods = ["kmeans", "full"]
+seeds = [0, 1, 2]
+[settings]
+rounds = 2
+"""
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+def test_good_config_parses(tmp_path, data_dir):
+    config = load_bench_config(write_config(tmp_path, GOOD + '[[extra]]\nmethods = ["no-dpo"]\ndatasets = ["goemo"]\n',
+                                            data_dir))
+    assert config.tier == "tier" and config.seed_policy == "recluster"
+    assert config.methods == ("kmeans", "full", "no-dpo")
+    assert ("goemo", "no-dpo") in config.cells and ("bank77", "no-dpo") not in config.cells
+    assert [v.name for v in config.variants] == ["default"] and config.variants[0].settings == {"rounds": 2}
+
+
+@pytest.mark.parametrize(
+    "body, key, needle",
+    [
+        (GOOD.replace('"full"', '"fulll"'), "methods", "unknown method 'fulll'"),
+        (GOOD.replace('"goemo"', '"goemotions"'), "datasets", "unknown dataset 'goemotions'"),
+        (GOOD + '[[extra]]\nmethods = ["magic"]\ndatasets = ["goemo"]\n', "extra[0].methods", "unknown method 'magic'"),
+        (GOOD.replace("rounds = 2", "roundz = 2"), "settings.roundz", "unknown setting"),
+        (GOOD.replace("rounds = 2", 'rounds = "2"'), "settings.rounds", "must be an integer"),
+        (GOOD.replace("rounds = 2", "rounds = 0"), "settings", "--rounds"),
+        ('seed_policy = "sometimes"\n' + GOOD, "seed_policy", "'sometimes'"),
+        ("seedz = [1]\n" + GOOD, "seedz", "unknown key"),
+        (GOOD.replace("seeds = [0, 1, 2]", "seeds = [0, 0]"), "seeds", "twice"),
+        (GOOD.replace("[settings]", "sample = 1\n[settings]"), "sample", "at least 2"),
+        (GOOD + '[[variants]]\nembedder = "x"\n', "variants[0].name", "name"),
+    ],
+)
+def test_config_errors_name_the_file_and_key(tmp_path, data_dir, body, key, needle):
+    path = write_config(tmp_path, body, data_dir)
+    with pytest.raises(CoevoError) as info:
+        load_bench_config(path)
+    message = str(info.value)
+    assert "\n" not in message and str(path) in message and f"'{key}'" in message and needle in message, message
+
+
+def test_missing_data_dir_names_the_key_or_the_option(tmp_path):
+    path = write_config(tmp_path, GOOD, tmp_path / "nowhere")
+    with pytest.raises(CoevoError, match=r"key 'data_dir'.*nowhere.*not found"):
+        load_bench_config(path)
+    with pytest.raises(CoevoError, match=r"option --data-dir.*elsewhere"):
+        load_bench_config(path, data_dir=tmp_path / "elsewhere")
+
+
+def test_missing_dataset_file_and_bad_toml(tmp_path, data_dir):
+    (data_dir / "goemo.jsonl").unlink()
+    with pytest.raises(CoevoError, match=r"no goemo\.jsonl"):
+        load_bench_config(write_config(tmp_path, GOOD, data_dir))
+    with pytest.raises(CoevoError, match=r"not valid TOML"):
+        load_bench_config(write_config(tmp_path, "datasets = [", data_dir, name="broken.toml"))
+    with pytest.raises(CoevoError, match=r"file not found"):
+        load_bench_config(tmp_path / "absent.toml")
+
+
+def test_sample_below_the_classes_is_a_config_error(tmp_path, data_dir):
+    config = load_bench_config(write_config(tmp_path, "sample = 2\n" + GOOD, data_dir))
+    with pytest.raises(CoevoError, match=r"dataset bank77: sample size: 2 is below the 3 classes"):
+        run_bench(config, dry_run=True, out_dir=tmp_path / "out", log=lambda _: None)
+
+
+def test_shipped_configs_parse():
+    if not DATA.is_dir():
+        pytest.skip(f"no data folder {DATA}")
+    for tier in ("smoke", "cpu", "full", "baseline"):
+        config = load_bench_config(REPO / "bench" / "configs" / f"{tier}.toml")
+        assert set(config.datasets) <= set(DATASET_TASKS)
+    cpu = load_bench_config(REPO / "bench" / "configs" / "cpu.toml")
+    assert len(cpu.datasets) == 14 and len(cpu.cells) == 14 * 4 + 5 * 2 and cpu.sample == 600
+    baseline = load_bench_config(REPO / "bench" / "configs" / "baseline.toml")
+    assert [v.settings["embedder"] for v in baseline.variants] == ["all-MiniLM-L6-v2", "all-mpnet-base-v2"]
+
+
+def test_dry_run_plans_every_cell_and_writes_nothing(tmp_path, data_dir):
+    config = load_bench_config(write_config(tmp_path, GOOD, data_dir))
+    lines: list[str] = []
+    outcome = run_bench(config, dry_run=True, out_dir=tmp_path / "out", log=lines.append)
+    assert outcome.planned == 2 * 2 * 3 and outcome.ran == 0 and not (tmp_path / "out").exists()
+    assert any("--method full" in line and "-k 3" in line and "then recluster seeds 1, 2" in line for line in lines)
+    only = run_bench(config, only=["goemo"], dry_run=True, out_dir=tmp_path / "out", log=lambda _: None)
+    assert only.planned == 2 * 3
+    with pytest.raises(CoevoError, match=r"option --only: 'reddit' is not a dataset"):
+        run_bench(config, only=["reddit"], dry_run=True, out_dir=tmp_path / "out", log=lambda _: None)
+
+
+def test_cli_bad_config_is_one_line_exit_2(tmp_path, data_dir):
+    path = write_config(tmp_path, GOOD.replace('"kmeans"', '"kmeanz"'), data_dir)
+    result = subprocess.run([sys.executable, "-m", "coevo.cli", "bench", str(path), "--dry-run"],
+                            capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith("coevo: error:"), result.stderr
+    assert "kmeanz" in lines[0] and "'methods'" in lines[0]
+
+
+# ------------------------------------------------------------------------------------------ records and report
+
+
+def record(dataset: str, method: str, seed: int, acc: float, status: str = "ok", variant: str = "default") -> Record:
+    return Record(dataset=dataset, method=method, variant=variant, seed=seed, status=status,
+                  source="run" if seed == 0 else "recluster", seed_policy="recluster", run_dir="x", task="intent",
+                  n_texts=100, k=10, acc=acc if status == "ok" else None, nmi=acc / 2 if status == "ok" else None,
+                  ari=acc / 4 if status == "ok" else None, wall_s=60.0, peak_rss_mb=2048.0,
+                  error=None if status == "ok" else "boom (exit status 1)", commit="abc1234", machine="Test CPU",
+                  date="2025-01-02T03:04:05+00:00")
+
+
+def test_merge_replaces_by_key_and_keeps_the_rest():
+    old = [record("bank77", "full", 0, 50.0), record("goemo", "full", 0, 30.0, status="failed")]
+    new = [record("goemo", "full", 0, 31.0), record("goemo", "kmeans", 0, 20.0)]
+    merged = merge_records(old, new)
+    assert [(r.dataset, r.method, r.seed) for r in merged] == [("bank77", "full", 0), ("goemo", "full", 0),
+                                                                ("goemo", "kmeans", 0)]
+    assert merged[1].status == "ok" and merged[1].acc == 31.0
+    other_variant = merge_records(merged, [record("bank77", "full", 0, 1.0, variant="mpnet")])
+    assert len(other_variant) == 4
+
+
+def test_read_records_rejects_a_foreign_file(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('{"not": "a list"}')
+    with pytest.raises(CoevoError, match="not a list of bench records"):
+        read_records(path)
+    assert read_records(tmp_path / "absent.json") == []
+
+
+def test_render_markdown_tables():
+    records = [record("bank77", m, s, base + s) for m, base in (("kmeans", 40.0), ("full", 50.0)) for s in (0, 1, 2)]
+    records += [record("goemo", "kmeans", s, 20.0 + s) for s in (0, 1, 2)]
+    records += [record("goemo", "full", 0, 19.0)]
+    records += [record("goemo", "expand", 0, 0.0, status="failed")]
+    meta = ReportMeta(tier="t", seed_policy="recluster", seeds=(0, 1, 2), sample=100,
+                      common={"llm": "tiny", "rounds": 2}, variants={"default": {"llm": "tiny", "rounds": 2}},
+                      datasets=("bank77", "goemo", "reddit"), methods=("kmeans", "expand", "full"))
+    text = render_markdown(records, meta)
+    assert "recluster policy" in text and "Test CPU" in text and "abc1234" in text and "LLM `tiny`" in text
+    acc = text.split("## ACC (%)")[1].split("## NMI")[0]
+    assert "| dataset | kmeans | expand | full |" in acc
+    assert "| bank77 | 41.0 ± 1.0 | - | **51.0 ± 1.0** |" in acc
+    assert "| goemo | **21.0 ± 1.0** | - | 19.0* |" in acc
+    assert "reddit" not in acc  # no results at all: no row
+    assert "| *mean of the 2 datasets with kmeans, full* | 31.0 | - | 35.0 |" in acc
+    assert "- full beats kmeans on 1 of 2 datasets (higher mean)." in acc
+    assert "full beats expand" not in acc
+    assert "## Failed cells" in text and "goemo · expand · seed 0: boom" in text
+    assert "| bank77 | 100 | 10 | 1.0 · 2.0 | - | 1.0 · 2.0 |" in text  # cost: minutes · GB of the seed-0 runs
+
+
+def test_render_markdown_with_variants_labels_columns():
+    records = [record("bank77", "kmeans", s, 40.0, variant=v) for v in ("minilm", "mpnet") for s in (0, 1, 2)]
+    meta = ReportMeta(tier="baseline", variants={"minilm": {"embedder": "a"}, "mpnet": {"embedder": "b"}},
+                      methods=("kmeans",))
+    text = render_markdown(records, meta)
+    assert "| dataset | kmeans (minilm) | kmeans (mpnet) |" in text
+    assert "Variant `mpnet`: embedder `b`" in text and "beats" not in text
+
+
+# ------------------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.slow
+def test_smoke_tier_end_to_end_and_resume(tmp_path):
+    """The smoke tier on one dataset into a tmp folder; a second invocation runs nothing."""
+    if not DATA.is_dir():
+        pytest.skip(f"no data folder {DATA}")
+    out = tmp_path / "bench"
+    cmd = [sys.executable, "-m", "coevo.cli", "bench", str(SMOKE), "--only", "goemo", "--out-dir", str(out)]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "9 cells: 9 run, 0 cached, 0 failed" in first.stdout, first.stdout
+
+    records = json.loads((out / "smoke.json").read_text())
+    cells = {(r["dataset"], r["method"], r["variant"], r["seed"]) for r in records}
+    assert cells == {("goemo", m, "default", s) for m in ("kmeans", "expand", "full") for s in (0, 1, 2)}
+    for r in records:
+        assert r["status"] == "ok" and r["n_texts"] == 100 and r["k"] == 27 and r["seed_policy"] == "recluster"
+        assert all(0.0 <= r[m] <= 100.0 for m in ("acc", "nmi")) and -100.0 <= r["ari"] <= 100.0
+        assert r["wall_s"] > 0 and r["peak_rss_mb"] > 0 and r["embedder"] == "all-MiniLM-L6-v2" and r["commit"]
+    by = {(r["method"], r["seed"]): r for r in records}
+    assert by[("kmeans", 0)]["llm"] is None and by[("full", 0)]["llm"] == "smollm2-135m-instruct"
+    assert by[("full", 0)]["rounds"] == 2 and by[("full", 1)]["source"] == "recluster"
+    detail = by[("full", 0)]["rounds_detail"]
+    assert [d["round"] for d in detail] == [1, 2] and 0 < detail[0]["distinct_pct"] <= 100
+    assert detail[0]["interp_only_acc"] is not None
+    assert (out / "smoke" / "default" / "goemo" / "full-seed0" / "summary.json").is_file()
+    report = (out / "smoke.md").read_text()
+    assert "| goemo |" in report and "full beats kmeans on" in report
+
+    started = time.perf_counter()
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "9 cells: 0 run, 9 cached, 0 failed" in second.stdout and time.perf_counter() - started < 60
+    assert json.loads((out / "smoke.json").read_text()) == records

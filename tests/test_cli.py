@@ -1,0 +1,125 @@
+"""The command line end to end, offline, on the bundled demo data and the tiny packaged models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coevo import CoEvoConfig, CoEvolution
+from coevo.atomic import read_jsonl
+from tests.conftest import TEST_LLM
+
+SMALL = ["--sample", "40", "-k", "10", "--llm", TEST_LLM, "--rounds", "2", "--samples", "2", "--max-pairs", "4"]
+
+
+def coevo(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "coevo.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["run", "no/such/file.jsonl", "-k", "3"], "no/such/file.jsonl"),
+        (["run", "demo"], "-k/--clusters"),
+        (["run", "demo", "-k", "1000"], "-k/--clusters"),
+        (["run", "demo", "-k", "5", "--method", "magic"], "--method"),
+        (["run", "demo", "-k", "5", "--density", "magic"], "--density"),
+        (["run", "demo", "-k", "5", "--keep-fraction", "2"], "--keep-fraction"),
+        (["baseline", "demo", "-k", "5", "--embedder", "nobody/no-such-model-xyz"], "nobody/no-such-model-xyz"),
+        (["run", "--resume", "/no/such/run"], "--resume"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, needle, tmp_path):
+    result = coevo(*args, "-o", str(tmp_path / "out")) if args[0] != "run" or "--resume" not in args else coevo(*args)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "Warning" not in line and "warn" not in line]
+    assert len(lines) == 1 and lines[0].startswith("coevo: error:") and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_file_line_is_named(tmp_path):
+    bad = tmp_path / "texts.jsonl"
+    bad.write_text('{"text": "fine"}\n{"txt": "oops"}\n', encoding="utf-8")
+    result = coevo("baseline", str(bad), "-k", "2")
+    assert result.returncode == 2
+    assert "texts.jsonl" in result.stderr and "line 2" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_baseline_on_demo(tmp_path):
+    result = coevo("baseline", "demo", "-k", "10", "-o", str(tmp_path / "b"), "-q")
+    assert result.returncode == 0, result.stderr
+    rows = read_jsonl(tmp_path / "b" / "assignments.jsonl")
+    assert len(rows) == 300 and {"text", "cluster", "label"} <= set(rows[0])
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert 50 < summary["metrics"]["acc"] <= 100  # the demo classes are clearly different
+    assert "cluster" in result.stdout and "ACC" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("full") / "run"
+    result = coevo("run", "demo", *SMALL, "-o", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (out / "stdout.txt").write_text(result.stdout)
+    return out
+
+
+@pytest.mark.slow
+def test_full_run_end_to_end(full_run):
+    summary = json.loads((full_run / "summary.json").read_text())
+    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    assert summary["rounds"][0]["dpo"]["pairs"] >= 1
+    assert (full_run / "round1" / "adapter" / "adapter_config.json").exists()
+    assert not (full_run / "round2" / "adapter").exists()  # the last round's adapter would never be used
+    for r in (1, 2):
+        assert (full_run / f"round{r}" / "embedder").is_dir()
+        assert read_jsonl(full_run / f"round{r}" / "pairs.jsonl")
+        guards = summary["rounds"][r - 1]["guards"]
+        assert set(guards) >= {"distinct_share", "mean_words", "copy_rate", "leak_rate"}
+    assert len(read_jsonl(full_run / "assignments.jsonl")) == 40
+    stdout = (full_run / "stdout.txt").read_text()
+    assert "clusters (largest first)" in stdout and "round  ACC" in stdout
+
+
+@pytest.mark.slow
+def test_resume_after_interruption_gives_the_same_clusters(full_run, tmp_path, monkeypatch):
+    from coevo.cli import _load
+
+    config = CoEvoConfig.from_dict(json.loads((full_run / "config.json").read_text()))
+    corpus = _load("demo", "text", "label", None, 40, 0)
+    original = CoEvolution._contrastive
+
+    def crash_in_round_2(self, r):
+        if r == 2:
+            raise KeyboardInterrupt
+        return original(self, r)
+
+    monkeypatch.setattr(CoEvolution, "_contrastive", crash_in_round_2)
+    with pytest.raises(KeyboardInterrupt):
+        CoEvolution(config, run_dir=tmp_path / "run", progress=False).fit(corpus.texts, corpus.labels)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert "round2/select" in state["done"] and "round2/contrastive" not in state["done"]
+    monkeypatch.setattr(CoEvolution, "_contrastive", original)
+
+    result = coevo("run", "--resume", str(tmp_path / "run"), "-q")
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = [r["cluster"] for r in read_jsonl(tmp_path / "run" / "assignments.jsonl")]
+    assert resumed == [r["cluster"] for r in read_jsonl(full_run / "assignments.jsonl")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["kmeans", "expand", "contrastive-only", "random-select", "no-dpo"])
+def test_every_ablation_runs(method, tmp_path, demo_corpus):
+    config = CoEvoConfig(n_clusters=10, method=method, llm=TEST_LLM, rounds=2, samples=2, max_pairs=4)
+    model = CoEvolution(config, run_dir=tmp_path / method, progress=False).fit(demo_corpus.texts, demo_corpus.labels)
+    assert len(model.labels_) == 40 and model.summary_["metrics"]["acc"] > 0
+    trained_llm = (tmp_path / method / "round1" / "adapter").exists()
+    trained_embedder = (tmp_path / method / "round1" / "embedder").exists()
+    assert trained_llm == (method == "random-select")
+    assert trained_embedder == (method in ("contrastive-only", "random-select", "no-dpo"))
+    assert len(model.history_) == (1 if method in ("kmeans", "expand") else 2)

@@ -1,0 +1,70 @@
+"""The shared-prefill sampler on the real (tiny) packaged LLM."""
+
+import pytest
+import torch
+
+from coevo.generation import Interpreter, SamplingConfig
+from tests.conftest import TEST_LLM
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def interpreter(tmp_path_factory):
+    it = Interpreter(TEST_LLM)
+    it.cache_root = tmp_path_factory.mktemp("generations")  # a private generation cache
+    return it
+
+
+def test_shared_prefill_matches_plain_generate(interpreter):
+    """Greedy decoding from a prefilled, copied cache equals generate() on the repeated prompts."""
+    it = interpreter
+    prompts = it.prompts(["my card never arrived", "how do i reset my password please"], "intent")
+    enc = it.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    with torch.no_grad():
+        plain = it.model.generate(
+            input_ids=enc["input_ids"].repeat_interleave(2, 0), attention_mask=enc["attention_mask"].repeat_interleave(2, 0),
+            do_sample=False, max_new_tokens=8, pad_token_id=it.tokenizer.pad_token_id,
+        )
+    original = it.model.generate
+
+    def greedy(**kwargs):  # same call as ours, with sampling switched off
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None, stopping_criteria=None)
+        return original(**kwargs)
+
+    it.model.generate = greedy
+    try:
+        shared, _ = it._decode_batch(prompts, SamplingConfig(samples=2, max_new_tokens=8), seed=0)
+    finally:
+        it.model.generate = original
+    width = enc["input_ids"].shape[1]
+    expected = it.tokenizer.batch_decode(plain[:, width:], skip_special_tokens=True)
+    assert [a for answers in shared for a in answers] == expected
+
+
+def test_samples_order_seed_and_cache(interpreter, monkeypatch):
+    it = interpreter
+    texts = ["the parcel is late again", "cancel my plan", "app crashes on start"]
+    sampling = SamplingConfig(samples=3, max_new_tokens=12, batch_size=2, seed=5)
+    first = it.sample(it.prompts(texts, "intent"), sampling, progress=False)
+    assert len(first) == 3 and all(len(a) == 3 for a in first)
+    # a second call is served from the disk cache: the model is never called
+    monkeypatch.setattr(it, "_decode_batch", lambda *a, **k: pytest.fail("cache miss"))
+    assert it.sample(it.prompts(texts, "intent"), sampling, progress=False) == first
+
+
+def test_input_order_survives_length_sorting(interpreter, monkeypatch):
+    it = interpreter
+    echo = lambda prompts, sampling, seed: ([[p] * sampling.samples for p in prompts], 0)
+    monkeypatch.setattr(it, "_decode_batch", echo)
+    prompts = ["a" * n for n in (5, 50, 1, 20, 9)]
+    out = it.sample(prompts, SamplingConfig(samples=2, batch_size=2, seed=123456), progress=False)
+    assert out == [[p, p] for p in prompts]
+
+
+def test_interpret_cleans_and_drops_degenerate(interpreter):
+    out = interpreter.interpret(["I lost my wallet with my bank card in it"], "intent",
+                                sampling=SamplingConfig(samples=4, max_new_tokens=16, seed=1), progress=False)
+    assert len(out) == 1 and 1 <= len(out[0]) <= 4
+    for answer in out[0]:
+        assert answer == answer.strip().lower() and "\n" not in answer and answer

@@ -1,0 +1,56 @@
+import pytest
+
+from coevo.guards import GuardStats, copy_share, guard_stats, guard_violations, leaks_prompt
+from coevo.prompts import TASK_INSTRUCTIONS, chat_messages, clean_interpretation, is_degenerate, system_prompt
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Intent: OrderStatus", "order status"),
+        ("The user is asking about when the new card will arrive.", "when the new card will arrive"),
+        ('"card_arrival"\nsecond line', "card arrival"),
+        ("Answer: The user wants to reset password", "reset password"),
+        ("**Topic:** quantum physics.", "quantum physics"),
+        ("This text is about machine learning", "machine learning"),
+        ("  joy  ", "joy"),
+    ],
+)
+def test_cleaning(raw, expected):
+    assert clean_interpretation(raw) == expected
+
+
+def test_degenerate():
+    assert is_degenerate("")
+    assert is_degenerate("!!! ...")
+    assert is_degenerate(" ".join(["word"] * 17))
+    assert not is_degenerate("reset password")
+
+
+def test_every_task_has_a_prompt_and_instruction_overrides():
+    for task in ("intent", "type", "topic", "emotion", "domain"):
+        assert TASK_INSTRUCTIONS[task] in system_prompt(task)
+    custom = system_prompt("intent", "Name the product the review is about.")
+    assert custom.startswith("Name the product") and TASK_INSTRUCTIONS["intent"] not in custom
+    messages = chat_messages("hello", "topic")
+    assert [m["role"] for m in messages] == ["system", "user"] and messages[1]["content"] == "hello"
+
+
+def test_copy_and_leak_detection():
+    assert copy_share("my card was stolen", "My card was stolen!") == 1.0
+    assert copy_share("report theft", "My card was stolen!") == 0.0
+    assert leaks_prompt("please name the intent of this", "Name the intent of the user message.")
+    assert not leaks_prompt("report stolen card", "Name the intent of the user message.")
+
+
+def test_guard_stats_and_violations():
+    texts = ["my card was stolen", "refund my order"]
+    stats = guard_stats(texts, [["report stolen card", "my card was stolen"], ["refund", "refund"]], "Name the intent.")
+    assert stats.n_interpretations == 4
+    assert stats.distinct_share == 0.75
+    assert stats.copy_rate == 0.25
+    assert stats.leak_rate == 0.0
+    first = GuardStats(100, 0.95, 4.0, 0.02, 0.0)
+    assert guard_violations(first, GuardStats(100, 0.93, 4.2, 0.03, 0.0)) == []
+    problems = guard_violations(first, GuardStats(100, 0.45, 9.0, 0.6, 0.1))
+    assert len(problems) == 4

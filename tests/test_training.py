@@ -1,0 +1,68 @@
+"""The two learning steps, on the real tiny models: DPO (TRL + PEFT) and contrastive (sentence-transformers)."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from coevo import models
+from coevo.contrastive import ContrastiveSettings, train_contrastive
+from coevo.preference import DPOSettings, answer_logprobs, preference_records, train_dpo
+from coevo.selection import PreferencePair
+from tests.conftest import TEST_EMBEDDER, TEST_LLM
+
+pytestmark = pytest.mark.slow
+
+
+def test_dpo_raises_the_margin_and_trains_only_the_adapter(tmp_path, demo_corpus):
+    texts = demo_corpus.texts[:8]
+    pairs = [PreferencePair(i, "report a problem with my account", "ok ok ok ok ok", 1.0, 0.0) for i in range(8)]
+    records = preference_records(texts, pairs, "intent", None)
+    base, tokenizer = models.load_llm(TEST_LLM)
+    prompts = [r["prompt"] for r in records]
+    before = [c - r for c, r in zip(answer_logprobs(base, tokenizer, prompts, [p.chosen for p in pairs]),
+                                    answer_logprobs(base, tokenizer, prompts, [p.rejected for p in pairs]))]
+    base_state = {k: v.clone() for k, v in base.state_dict().items()}
+
+    summary = train_dpo(TEST_LLM, records, tmp_path / "adapter",
+                        settings=DPOSettings(learning_rate=5e-4, batch_size=4, epochs=2, lora_r=8, lora_alpha=16),
+                        progress=False)
+    assert summary["steps"] == 4 and summary["pairs"] == 8
+
+    saved = load_file(str(tmp_path / "adapter" / "adapter_model.safetensors"))
+    assert saved and all("lora_" in key for key in saved)  # only adapter weights were written
+
+    from peft import PeftModel
+
+    tuned = PeftModel.from_pretrained(models.load_llm(TEST_LLM)[0], str(tmp_path / "adapter"))
+    after = [c - r for c, r in zip(answer_logprobs(tuned, tokenizer, prompts, [p.chosen for p in pairs]),
+                                   answer_logprobs(tuned, tokenizer, prompts, [p.rejected for p in pairs]))]
+    assert sum(after) / len(after) > sum(before) / len(before) + 1.0
+    # the base weights under the adapter are untouched
+    for key, value in tuned.get_base_model().state_dict().items():
+        plain = key.replace(".base_layer", "")
+        if plain in base_state and "lora_" not in key:
+            assert torch.equal(value, base_state[plain]), key
+
+
+def test_contrastive_step_lowers_its_loss(tmp_path, demo_corpus):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    labels = sorted(set(demo_corpus.labels))
+    anchors = demo_corpus.texts
+    positives = [demo_corpus.labels[i].replace("_", " ") for i in range(len(anchors))]
+    embedder = models.load_embedder(TEST_EMBEDDER)
+
+    def loss_value(model) -> float:
+        loss = MultipleNegativesRankingLoss(model)
+        # one batch per label, so duplicates never share a batch (as the trainer's sampler ensures)
+        firsts = [anchors[[demo_corpus.labels[i] for i in range(len(anchors))].index(lab)] for lab in labels]
+        features = [model.tokenize(firsts), model.tokenize([lab.replace("_", " ") for lab in labels])]
+        with torch.no_grad():
+            return float(loss(features, None))
+
+    before = loss_value(embedder)
+    summary = train_contrastive(embedder, anchors, positives, tmp_path / "embedder",
+                                settings=ContrastiveSettings(batch_size=8, learning_rate=1e-4, epochs=2), progress=False)
+    assert summary["steps"] > 0
+    reloaded = models.load_embedder(str(tmp_path / "embedder"))
+    assert loss_value(reloaded) < before
