@@ -43,7 +43,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import functools
 import json
 import os
 import re
@@ -217,12 +216,12 @@ def load_bench_config(path: str | os.PathLike, *, data_dir: str | os.PathLike | 
         variants.append(Variant(name, {**common, **_settings(table, key, fail)}))
     if not variants:
         variants = [Variant(DEFAULT_VARIANT, common)]
-    for variant in variants:
+    for i, variant in enumerate(variants):
         for method in all_methods:
             try:
                 CoEvoConfig(n_clusters=2, method=method, **variant.settings)
             except CoevoError as exc:
-                key = "settings" if variant.name == DEFAULT_VARIANT else f"variants ({variant.name})"
+                key = "settings" if variant.name == DEFAULT_VARIANT else f"variants[{i}]"
                 raise fail(key, f"with method {method}: {exc}") from None
 
     if data_dir is not None:
@@ -284,7 +283,8 @@ class Record:
     of the recluster subprocess); ``seconds_total`` is the run's own sum over its
     steps. ``llm`` and ``samples`` are null for ``kmeans``, which uses no LLM;
     ``rounds`` counts the rounds the method ran. ``options`` is what the cell was
-    asked for: a record with other options than the config's is redone.
+    asked for: a record whose options differ from the config's in a setting that
+    matters to its method is redone.
     ``rounds_detail`` has, per round of an LLM method's run, the guard figures and
     the clustering of the interpretations alone.
     """
@@ -468,8 +468,8 @@ def _metric_table(ok, metric, rows, columns, label, n_seeds) -> list[str]:
             cells.append(f"**{text}**" if means[c][d] == best and len(present) > 1 else text)
         out.append(f"| {d} | " + " | ".join(cells) + " |")
     out += _average_rows(means, rows, columns, label)
-    out += [""] + _beats_lines(means, rows, columns, label)
-    return out
+    beats = _beats_lines(means, rows, columns, label)
+    return out + ([""] + beats if beats else [])
 
 
 def _average_rows(means, rows, columns, label) -> list[str]:
@@ -483,12 +483,11 @@ def _average_rows(means, rows, columns, label) -> list[str]:
     out = []
     for group in groups:
         shared = [d for d in rows if all(d in coverage[c] for c in group)]
-        if not shared:
-            continue
+        if len(shared) < 2:
+            continue  # the mean of one dataset is its row
         names = "every column" if len(group) == len(columns) else ", ".join(label[c] for c in group)
         cells = [f"{statistics.fmean(means[c][d] for d in shared):.1f}" if c in group else "-" for c in columns]
-        counted = f"{len(shared)} datasets" if len(shared) > 1 else "1 dataset"
-        out.append(f"| *mean of the {counted} with {names}* | " + " | ".join(cells) + " |")
+        out.append(f"| *mean of the {len(shared)} datasets with {names}* | " + " | ".join(cells) + " |")
     return out
 
 
@@ -919,10 +918,7 @@ def _recluster_main(argv: Sequence[str]) -> int:
 
     try:
         model = CoEvolution.load(argv[0])
-        # recluster() embeds everything again on each call, but the representation does not
-        # depend on the KMeans seed: compute it once for all seeds.
-        model._representation = functools.cache(model._representation)
-        metrics = {seed: model.recluster(int(seed)).get("metrics") for seed in argv[1:]}
+        metrics = {str(r["seed"]): r.get("metrics") for r in model.recluster([int(seed) for seed in argv[1:]])}
     except CoevoError as exc:
         print(f"coevo: error: {exc}", file=sys.stderr)
         return 2

@@ -46,6 +46,16 @@ def _default_out(data: str, method: str, seed: int) -> Path:
     return Path("coevo-runs") / f"{stem}-{method}-seed{seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _quiet_libraries() -> None:
+    """No progress bars or info lines from the libraries under us (``--quiet``)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
 def _report(model, corpus_line: str | None, max_clusters: int) -> None:
     from .report import format_clusters, format_metrics
 
@@ -96,6 +106,8 @@ def run(
     from .data import check_n_clusters
     from .pipeline import CoEvolution
 
+    if quiet:
+        _quiet_libraries()
     if resume is not None:
         model = CoEvolution.resume(resume, progress=not quiet)
         _report(model, None, show)
@@ -139,6 +151,8 @@ def baseline(
     from .data import check_n_clusters
     from .pipeline import CoEvolution
 
+    if quiet:
+        _quiet_libraries()
     corpus = _load(data, text_field, label_field, format, sample, seed)
     check_n_clusters(corpus, clusters)
     config = CoEvoConfig(n_clusters=clusters, method="kmeans", embedder=embedder, seed=seed, cache_dir=cache_dir)
@@ -169,6 +183,11 @@ def bench(
 
 def main() -> None:
     """Console entry point: one-line errors, exit status 2, no traceback."""
+    import warnings
+
+    # Deprecation notices inside our dependencies are for us, not for the user.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
         app(standalone_mode=False)
     except CoevoError as error:

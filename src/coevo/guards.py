@@ -75,10 +75,13 @@ def guard_violations(first: GuardStats, now: GuardStats, limits: GuardLimits = G
     problems = []
     if first.distinct_share and now.distinct_share < first.distinct_share * (1 - limits.max_distinct_drop):
         problems.append(f"distinct share fell {first.distinct_share:.1%} -> {now.distinct_share:.1%}")
-    if now.copy_rate > max(limits.max_copy_rate, first.copy_rate):
-        problems.append(f"copy rate {now.copy_rate:.1%} (limit {max(limits.max_copy_rate, first.copy_rate):.0%})")
-    if now.leak_rate > max(limits.max_leak_rate, first.leak_rate):
-        problems.append(f"prompt-leak rate {now.leak_rate:.1%} (limit {max(limits.max_leak_rate, first.leak_rate):.0%})")
+    # Where the untrained LLM already sits above a limit, only a clear rise counts.
+    copy_limit = max(limits.max_copy_rate, first.copy_rate + 0.02)
+    leak_limit = max(limits.max_leak_rate, first.leak_rate + 0.005)
+    if now.copy_rate > copy_limit:
+        problems.append(f"copy rate {now.copy_rate:.1%} (limit {copy_limit:.1%})")
+    if now.leak_rate > leak_limit:
+        problems.append(f"prompt-leak rate {now.leak_rate:.1%} (limit {leak_limit:.1%})")
     if first.mean_words and abs(now.mean_words / first.mean_words - 1) > limits.max_length_change:
         problems.append(f"mean length {first.mean_words:.1f} -> {now.mean_words:.1f} words")
     return problems

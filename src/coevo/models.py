@@ -198,7 +198,7 @@ def load_embedder(
     name: str,
     *,
     cache_dir: str | os.PathLike | None = None,
-    device: str = "cpu",
+    device: str | None = None,
     trust_remote_code: bool = False,
 ) -> SentenceTransformer:
     """A sentence-transformers model: a packaged one, a folder saved by
@@ -208,6 +208,10 @@ def load_embedder(
     entry = _registry_entry(name, "embedder")
     path = name if entry is None else str(_prepare(entry, cache_root(cache_dir)))
     with _loading(name, path, "embedder"):
+        if device is None:
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         return SentenceTransformer(path, device=device, trust_remote_code=trust_remote_code)
 
 

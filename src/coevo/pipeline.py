@@ -34,7 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -89,7 +89,8 @@ class CoEvolution:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.progress = progress
-        self._log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._warn = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._log = self._warn if progress else (lambda msg: None)
 
     # ------------------------------------------------------------------ public API
 
@@ -127,46 +128,64 @@ class CoEvolution:
 
     @classmethod
     def load(cls, run_dir: str | Path, *, progress: bool = False) -> "CoEvolution":
-        """A finished run, with its results (``labels_``, ``history_``, ...) read back from disk."""
+        """A finished run, its results (``labels_``, ``history_``, ...) read back; nothing is rewritten."""
         run_dir = Path(run_dir)
         if not (run_dir / "summary.json").is_file():
             raise CoevoError(f"{run_dir}: no summary.json; the run is not finished (continue it with --resume {run_dir})")
-        return cls.resume(run_dir, progress=progress, log=lambda msg: None)
+        self = cls(CoEvoConfig.from_dict(read_json(run_dir / "config.json")), run_dir=run_dir, progress=progress,
+                   log=lambda msg: None)
+        self.run_dir_ = run_dir
+        self._read_data()
+        self.summary_ = read_json(run_dir / "summary.json")
+        assignments = read_jsonl(run_dir / "assignments.jsonl")
+        self.labels_ = np.array([a["cluster"] for a in assignments])
+        self.interpretations_ = [a.get("interpretations", []) for a in assignments]
+        self.clusters_ = self.summary_["clusters"]
+        self.history_ = self.summary_["rounds"]
+        return self
 
-    def recluster(self, seed: int) -> dict:
-        """Cluster the final representation again with another KMeans seed; nothing is retrained.
+    def recluster(self, seeds: Sequence[int]) -> list[dict]:
+        """Cluster the final representation again with other KMeans seeds; nothing is retrained.
 
         This is how benchmarks vary the remaining randomness when the LLM work
-        is too costly to repeat per seed. Returns labels and, with gold labels,
+        is too costly to repeat per seed. The representation is computed once
+        for all seeds. Returns, per seed, the labels and (with gold labels) the
         metrics; the run folder is not changed.
         """
         cfg = self.config
         last = cfg.effective_rounds
         z, _ = self._representation(last)
-        result = kmeans(z, cfg.n_clusters, seed=step_seed(seed, last, "cluster"), n_init=cfg.kmeans_init)
-        out = {"seed": seed, "labels": result.labels.tolist()}
-        if self.gold_ is not None:
-            out["metrics"] = evaluate(self.gold_, result.labels)
-        return out
+        results = []
+        for seed in seeds:
+            labels = kmeans(z, cfg.n_clusters, seed=step_seed(seed, last, "cluster"), n_init=cfg.kmeans_init).labels
+            out = {"seed": seed, "labels": labels.tolist()}
+            if self.gold_ is not None:
+                out["metrics"] = evaluate(self.gold_, labels)
+            results.append(out)
+        return results
 
     # ------------------------------------------------------------------ the loop
 
     def _run(self) -> "CoEvolution":
         cfg = self.config
-        rows = read_jsonl(self.run_dir_ / "data.jsonl")
-        self.texts_ = [r["text"] for r in rows]
-        self.gold_ = [r["label"] for r in rows] if rows and "label" in rows[0] else None
-        self.prompt_ = system_prompt(cfg.task, cfg.instruction)
+        self._read_data()
         started = time.perf_counter()
         for r in range(1, cfg.effective_rounds + 1):
             for step in STEPS:
                 if self._done(r, step) or not self._applies(r, step):
                     continue
+                self._round(r).mkdir(exist_ok=True)
                 t0 = time.perf_counter()
                 getattr(self, f"_{step}")(r)
                 self._mark_done(r, step, time.perf_counter() - t0)
         self._finish(time.perf_counter() - started)
         return self
+
+    def _read_data(self) -> None:
+        rows = read_jsonl(self.run_dir_ / "data.jsonl")
+        self.texts_ = [r["text"] for r in rows]
+        self.gold_ = [r["label"] for r in rows] if rows and "label" in rows[0] else None
+        self.prompt_ = system_prompt(self.config.task, self.config.instruction)
 
     def _applies(self, r: int, step: str) -> bool:
         cfg = self.config
@@ -203,7 +222,7 @@ class CoEvolution:
             problems = guard_violations(first, stats)
             if problems:
                 fallback = state["adapter_history"][-2] if len(state.get("adapter_history", [])) > 1 else None
-                self._log(f"warning: round {r}: the trained LLM degraded ({'; '.join(problems)}); "
+                self._warn(f"warning: round {r}: the trained LLM degraded ({'; '.join(problems)}); "
                           f"backing off to {'the base LLM' if fallback is None else fallback} and halving the DPO step")
                 interpretations, tok_s = self._interpret(fallback, sampling)
                 stats = guard_stats(self.texts_, interpretations, self.prompt_)
@@ -388,9 +407,7 @@ class CoEvolution:
     # ------------------------------------------------------------------ helpers
 
     def _round(self, r: int) -> Path:
-        path = self.run_dir_ / f"round{r}"
-        path.mkdir(exist_ok=True)
-        return path
+        return self.run_dir_ / f"round{r}"
 
     def _state(self) -> dict:
         return read_json(self.run_dir_ / "state.json")
