@@ -57,9 +57,16 @@ def _peak_mb() -> float:
 
 def part_generation(llm: str, n_texts: int, samples: int, max_new_tokens: int) -> list[dict]:
     import torch
-    from transformers import StoppingCriteriaList
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
     from coevo.generation import Interpreter, SamplingConfig
+
+    class StopAtLineEnd(StoppingCriteria):  # the same stop rule as our sampler
+        def __init__(self, ids):
+            self.ids = ids
+
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.isin(input_ids[:, -1], self.ids)
 
     texts = _texts(n_texts)
     rows = []
@@ -83,7 +90,7 @@ def part_generation(llm: str, n_texts: int, samples: int, max_new_tokens: int) -
                 with torch.no_grad():
                     out = it.model.generate(
                         **enc, do_sample=True, temperature=0.8, top_p=0.95, top_k=0, num_return_sequences=samples,
-                        max_new_tokens=max_new_tokens, stopping_criteria=StoppingCriteriaList(it._stop),
+                        max_new_tokens=max_new_tokens, stopping_criteria=StoppingCriteriaList([StopAtLineEnd(it._stop_ids)]),
                         pad_token_id=it.tokenizer.pad_token_id,
                     )
                 produced += int((out[:, enc["input_ids"].shape[1]:] != it.tokenizer.pad_token_id).sum())

@@ -17,29 +17,21 @@ def interpreter(tmp_path_factory):
 
 
 def test_shared_prefill_matches_plain_generate(interpreter):
-    """Greedy decoding from a prefilled, copied cache equals generate() on the repeated prompts."""
+    """Greedy decoding from a prefilled, copied, compacted cache equals generate() on the repeated prompts."""
     it = interpreter
-    prompts = it.prompts(["my card never arrived", "how do i reset my password please"], "intent")
+    prompts = it.prompts(["my card never arrived", "how do i reset my password please", "cancel it"], "intent")
     enc = it.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         plain = it.model.generate(
             input_ids=enc["input_ids"].repeat_interleave(2, 0), attention_mask=enc["attention_mask"].repeat_interleave(2, 0),
-            do_sample=False, max_new_tokens=8, pad_token_id=it.tokenizer.pad_token_id,
+            do_sample=False, max_new_tokens=12, pad_token_id=it.tokenizer.pad_token_id,
         )
-    original = it.model.generate
-
-    def greedy(**kwargs):  # same call as ours, with sampling switched off
-        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None, stopping_criteria=None)
-        return original(**kwargs)
-
-    it.model.generate = greedy
-    try:
-        shared, _ = it._decode_batch(prompts, SamplingConfig(samples=2, max_new_tokens=8), seed=0)
-    finally:
-        it.model.generate = original
+    ours, produced = it._decode_batch(prompts, SamplingConfig(samples=2, temperature=0.0, max_new_tokens=12), seed=0)
     width = enc["input_ids"].shape[1]
     expected = it.tokenizer.batch_decode(plain[:, width:], skip_special_tokens=True)
-    assert [a for answers in shared for a in answers] == expected
+    first_line = lambda text: text.split("\n", 1)[0]
+    assert [first_line(a) for answers in ours for a in answers] == [first_line(e) for e in expected]
+    assert produced > 0
 
 
 def test_samples_order_seed_and_cache(interpreter, monkeypatch):

@@ -1,11 +1,13 @@
 """Step 1: the LLM writes M interpretations of every text.
 
-Speed comes from two things ``generate(num_return_sequences=M)`` does not do:
+Speed comes from three things ``generate(num_return_sequences=M)`` does not do:
 the prompt of a text is prefilled *once* and its key/value cache is copied to
-its M samples, and many texts are decoded together (a CPU matmul costs about
-the same for 32 or 256 rows, so large decode batches are nearly free). We still
-decode with ``model.generate``: it gets the prefilled cache, so sampling, stop
-rules and padding stay the library's. ``bench/speed.py`` measures the gain.
+its M samples; many texts are decoded together; and a row leaves the batch (and
+its cache) as soon as its answer ends, because a decode step costs time in
+proportion to its rows and most answers are much shorter than the longest.
+That last point needs a small decode loop over the model's forward and its
+``DynamicCache``; with temperature 0 it gives exactly ``generate()``'s greedy
+output (tests/test_generation.py checks it). ``bench/speed.py`` measures the gain.
 
 Finished batches are cached on disk under a key made of the model fingerprint,
 the prompts, the sampling settings and the seed, so an interrupted round, a
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache
 
 from . import models
 from .atomic import atomic_write_json, read_json
@@ -50,14 +52,31 @@ def preferred_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
 
 
-class _StopAtNewline(StoppingCriteria):
-    """Stops a sequence once it emits a token that contains a line break."""
+def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    """Temperature and nucleus (top-p) sampling; temperature 0 is greedy.
 
-    def __init__(self, newline_ids: torch.Tensor):
-        self.newline_ids = newline_ids
+    The nucleus is searched among the 256 most likely tokens instead of sorting
+    the whole vocabulary (150k entries for Qwen) for every row at every step;
+    it differs from a full sort only when those 256 tokens hold less than
+    ``top_p`` of the probability, and then it keeps the 256.
+    """
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    top_logits, top_ids = torch.topk(logits / temperature, k=min(256, logits.shape[-1]), dim=-1)
+    probs = torch.softmax(top_logits, dim=-1)
+    if top_p < 1.0:
+        before = probs.cumsum(dim=-1) - probs  # mass of the more likely tokens
+        probs = probs.masked_fill(before >= top_p, 0.0)
+    choice = torch.multinomial(probs, 1, generator=generator)
+    return top_ids.gather(-1, choice)[:, 0]
 
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.isin(input_ids[:, -1], self.newline_ids)
+
+def _end_token_ids(model, tokenizer) -> torch.Tensor:
+    eos = model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return torch.tensor(sorted(ids), dtype=torch.long)
 
 
 def _newline_token_ids(tokenizer) -> torch.Tensor:
@@ -96,7 +115,7 @@ class Interpreter:
             f"+{models.model_fingerprint(str(adapter_dir))}" if adapter_dir is not None else ""
         )
         self.cache_root = models.cache_root(cache_dir) / "generations"
-        self._stop = StoppingCriteriaList([_StopAtNewline(_newline_token_ids(tokenizer).to(self.device))])
+        self._stop_ids = torch.cat([_newline_token_ids(tokenizer), _end_token_ids(self.model, tokenizer)]).unique().to(self.device)
         self.tokens_per_second: float | None = None
 
     def prompts(self, texts: list[str], task: str, instruction: str | None = None) -> list[str]:
@@ -161,31 +180,44 @@ class Interpreter:
 
     @torch.no_grad()
     def _decode_batch(self, prompts: list[str], sampling: SamplingConfig, seed: int) -> tuple[list[list[str]], int]:
+        """Prefill each prompt once, copy its cache to its M samples, decode all rows together.
+
+        Rows that have finished (line break or end of turn) are dropped from the
+        batch and its cache at once: a decode step costs time in proportion to
+        its rows here, and most answers end long before the longest one.
+        """
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         ids, mask = enc["input_ids"], enc["attention_mask"]
-        # Prefill all but the last prompt token once per text, with the positions
-        # generate() itself would use for left padding, then copy the cache M times.
+        m = sampling.samples
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
         cache = DynamicCache(config=self.model.config)
         self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], cache=cache, use_cache=True)
-        m = sampling.samples
         cache.batch_repeat_interleave(m)
-        torch.manual_seed(seed)
-        out = self.model.generate(
-            input_ids=ids.repeat_interleave(m, dim=0),
-            attention_mask=mask.repeat_interleave(m, dim=0),
-            cache=cache,
-            do_sample=True,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=0,
-            max_new_tokens=sampling.max_new_tokens,
-            stopping_criteria=self._stop,
-            pad_token_id=self.tokenizer.pad_token_id,
-        )
-        generated = out[:, ids.shape[1] :]
-        produced = int((generated != self.tokenizer.pad_token_id).sum())
-        texts = self.tokenizer.batch_decode(generated, skip_special_tokens=True)
+        rows = ids.shape[0] * m
+        token = ids[:, -1].repeat_interleave(m)
+        attention = mask.repeat_interleave(m, dim=0)
+        position = positions[:, -1].repeat_interleave(m)
+        active = torch.arange(rows, device=self.device)
+        answers: list[list[int]] = [[] for _ in range(rows)]
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        for _ in range(sampling.max_new_tokens):
+            logits = self.model(
+                input_ids=token[:, None], attention_mask=attention, position_ids=position[:, None], cache=cache, use_cache=True
+            ).logits[:, -1, :].float()
+            token = _sample(logits, sampling.temperature, sampling.top_p, generator)
+            for row, tok in zip(active.tolist(), token.tolist()):
+                answers[row].append(tok)
+            finished = torch.isin(token, self._stop_ids)
+            attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
+            position = position + 1
+            if bool(finished.all()):
+                break
+            if bool(finished.any()):
+                keep = torch.nonzero(~finished)[:, 0]
+                cache.batch_select_indices(keep)
+                token, attention, position, active = token[keep], attention[keep], position[keep], active[keep]
+        produced = sum(len(a) for a in answers)
+        texts = self.tokenizer.batch_decode(answers, skip_special_tokens=True)
         return [texts[j * m : (j + 1) * m] for j in range(len(prompts))], produced
 
     def _cache_key(self, prompts: list[str], sampling: SamplingConfig) -> str:
