@@ -144,7 +144,7 @@ def part_dpo(llm: str, n_pairs: int) -> list[dict]:
 
 def part_embedding(embedder_name: str, n: int) -> list[dict]:
     from coevo import models
-    from coevo.contrastive import ContrastiveSettings, train_contrastive
+    from coevo.contrastive import train_contrastive
 
     texts = _texts(n)
     embedder = models.load_embedder(embedder_name)

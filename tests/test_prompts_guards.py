@@ -25,6 +25,11 @@ def test_degenerate():
     assert is_degenerate("!!! ...")
     assert is_degenerate(" ".join(["word"] * 17))
     assert not is_degenerate("reset password")
+    assert is_degenerate("i apologize, but i can't assist with that request")
+    prompt = system_prompt("intent")
+    assert is_degenerate("no sentence, no explanation", prompt)
+    assert not is_degenerate("no sentence, no explanation")  # a leak only counts against the prompt
+    assert not is_degenerate("card delivery status", prompt)
 
 
 def test_every_task_has_a_prompt_and_instruction_overrides():

@@ -28,7 +28,7 @@ from transformers import DynamicCache
 
 from . import models
 from .atomic import atomic_write_json, read_json
-from .prompts import chat_messages, clean_interpretation, is_degenerate
+from .prompts import chat_messages, clean_interpretation, is_degenerate, system_prompt
 
 
 @dataclass(frozen=True)
@@ -134,21 +134,24 @@ class Interpreter:
     ) -> list[list[str]]:
         """Up to ``sampling.samples`` cleaned interpretations per text, in input order.
 
-        Degenerate answers (empty, punctuation, rambling) are resampled once,
-        then dropped, so a text can end with fewer than M interpretations.
+        Degenerate answers (empty, rambling, refusals, repeats of the
+        instructions) are resampled once, then dropped, so a text can end with
+        fewer than M interpretations.
         """
         prompts = self.prompts(texts, task, instruction)
+        system = system_prompt(task, instruction)
+        bad = lambda answer: is_degenerate(answer, system)
         raw = self.sample(prompts, sampling, progress=progress, desc="interpret")
         cleaned = [[clean_interpretation(answer) for answer in answers] for answers in raw]
-        retry = [i for i, answers in enumerate(cleaned) if any(is_degenerate(a) for a in answers)]
+        retry = [i for i, answers in enumerate(cleaned) if any(bad(a) for a in answers)]
         if retry:
             again = self.sample(
                 [prompts[i] for i in retry], _reseeded(sampling), progress=progress, desc="resample degenerate"
             )
             for i, answers in zip(retry, again):
-                fresh = iter(a for a in (clean_interpretation(r) for r in answers) if not is_degenerate(a))
-                cleaned[i] = [a if not is_degenerate(a) else next(fresh, "") for a in cleaned[i]]
-        return [[a for a in answers if not is_degenerate(a)] for answers in cleaned]
+                fresh = iter(a for a in (clean_interpretation(r) for r in answers) if not bad(a))
+                cleaned[i] = [a if not bad(a) else next(fresh, "") for a in cleaned[i]]
+        return [[a for a in answers if not bad(a)] for answers in cleaned]
 
     def sample(
         self, prompts: list[str], sampling: SamplingConfig, progress: bool = True, desc: str = "generate"

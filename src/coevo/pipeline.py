@@ -28,7 +28,6 @@ interpretation that the clustering reads.
 from __future__ import annotations
 
 import gc
-import json
 import resource
 import shutil
 import sys
@@ -202,7 +201,7 @@ class CoEvolution:
     # ------------------------------------------------------------------ steps
 
     def _generate(self, r: int) -> None:
-        from .generation import Interpreter, SamplingConfig
+        from .generation import SamplingConfig
 
         cfg, state = self.config, self._state()
         out = self._round(r) / "interpretations.jsonl"

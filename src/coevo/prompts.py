@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from .guards import leaks_prompt
+
 _PHRASE_RULES = "Output only the phrase: no sentence, no explanation."
 
 # Measured on the demo data with Qwen2.5-Coder-0.5B: asking for "2 to 6 plain
@@ -83,9 +85,20 @@ def clean_interpretation(raw: str) -> str:
     return line
 
 
-def is_degenerate(interpretation: str, max_words: int = 16) -> bool:
-    """Empty, punctuation only, or rambling beyond a phrase: resampled once, then dropped."""
+_REFUSAL = re.compile(r"^(?:i\s+apologi[sz]e|i'?m\s+sorry|sorry\b|i\s+can(?:'?t|not)\b|as\s+an\s+ai\b|unfortunately\b)")
+
+
+def is_degenerate(interpretation: str, prompt: str | None = None, max_words: int = 16) -> bool:
+    """Not an interpretation: empty, punctuation only, rambling beyond a phrase, a
+    refusal, or a repeat of the instructions (``prompt``). Resampled once, then dropped.
+
+    Measured on Bank77 with Qwen2.5-Coder-0.5B: 8.8% of raw answers repeated the
+    instruction ("no sentence, no explanation") and some refused; identical strings
+    for unrelated texts pull those texts into one cluster.
+    """
     words = interpretation.split()
     if not words or not re.search(r"[a-z]", interpretation):
         return True
-    return len(words) > max_words
+    if len(words) > max_words or _REFUSAL.match(interpretation):
+        return True
+    return prompt is not None and leaks_prompt(interpretation, prompt)
