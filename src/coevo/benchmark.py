@@ -79,6 +79,7 @@ SETTINGS: dict[str, type] = {
     "llm": str, "embedder": str, "rounds": int, "samples": int, "temperature": float, "max_new_tokens": int,
     "density": str, "k_neighbors": int, "keep_fraction": float, "max_pairs": int, "represent": str,
     "cache_dir": str, "trust_remote_code": bool,
+    "dpo_learning_rate": float, "dpo_beta": float, "dpo_sft_weight": float,
 }
 """Run settings a config may set: the options of ``coevo run`` that are the same for every cell
 (each cell runs through that command, so only its options can be varied)."""
@@ -387,12 +388,38 @@ def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
     if ok:
         lines += ["", "## Cost per run (wall time in minutes · peak memory in GB)", ""]
         lines += _cost_table(ok, rows, columns, label)
+    lines += _rounds_table(ok, label)
     failed = [r for r in records if r.status != "ok"]
     if failed:
         lines += ["", "## Failed cells (retried by the next `coevo bench`)", ""]
         lines += [f"- {r.dataset} · {label.get((r.method, r.variant), r.method)} · seed {r.seed}: {r.error}"
                   for r in failed]
     return "\n".join(lines) + "\n"
+
+
+def _rounds_table(ok: Sequence[Record], label: Mapping[tuple[str, str], str]) -> list[str]:
+    """Per round of each LLM method's run: are the interpretations still interpretations?"""
+    runs = [r for r in ok if r.source == "run" and r.rounds_detail]
+    if not runs:
+        return []
+    lines = ["", "## Per round (the run of each LLM method; guard figures of the interpretations the round used)", "",
+             "Distinct = share of distinct interpretations; copy = share covering ≥ 80% of their text's words; "
+             "leak = share repeating the prompt; interp-only ACC = KMeans on the mean interpretation embedding alone. "
+             "A round whose trained LLM degraded past the guard limits backs off to the previous LLM; "
+             "the last column says what the trained LLM did.", "",
+             "| dataset | method | round | distinct % | words | copy % | leak % | interp-only ACC | ACC | back-off |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in sorted(runs, key=lambda r: (r.dataset, r.method, r.variant)):
+        for d in r.rounds_detail:
+            problems = "; ".join(d.get("backoff_problems") or []) or ("yes" if d.get("backed_off") else "")
+            lines.append(f"| {r.dataset} | {label.get((r.method, r.variant), r.method)} | {d['round']} | "
+                         f"{_fmt(d.get('distinct_pct'))} | {_fmt(d.get('mean_words'))} | {_fmt(d.get('copy_pct'))} | "
+                         f"{_fmt(d.get('leak_pct'))} | {_fmt(d.get('interp_only_acc'))} | {_fmt(d.get('acc'))} | {problems} |")
+    return lines
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _header(ok: Sequence[Record], meta: ReportMeta, rows: Sequence[str], variants: Sequence[str],
@@ -831,7 +858,8 @@ def _round_detail(row: dict) -> dict[str, Any]:
     return {"round": row["round"], "distinct_pct": pct("distinct_share"), "copy_pct": pct("copy_rate"),
             "leak_pct": pct("leak_rate"), "mean_words": guards.get("mean_words"),
             "interp_only_acc": interp.get("acc"), "acc": metrics.get("acc"), "nmi": metrics.get("nmi"),
-            "ari": metrics.get("ari"), "n_pairs": row.get("n_pairs"), "backed_off": bool(row.get("backed_off"))}
+            "ari": metrics.get("ari"), "n_pairs": row.get("n_pairs"), "backed_off": bool(row.get("backed_off")),
+            "backoff_problems": (row.get("backed_off") or {}).get("problems", [])}
 
 
 def _scores(record: Record) -> str:

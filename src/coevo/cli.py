@@ -90,6 +90,9 @@ def run(
     keep_fraction: float = typer.Option(0.5, help="Share of preference pairs kept (largest margins)."),
     max_pairs: Optional[int] = typer.Option(None, help="At most this many DPO pairs per round (bounds DPO time)."),
     represent: str = typer.Option("text+interp", help=f"What KMeans clusters: {', '.join(REPRESENTS)}."),
+    dpo_learning_rate: float = typer.Option(2e-5, help="Learning rate of the DPO step."),
+    dpo_beta: float = typer.Option(0.1, help="DPO beta: higher keeps the LLM closer to the base model."),
+    dpo_sft_weight: float = typer.Option(1.0, help="Weight of the NLL term on the chosen answer (0 = plain DPO)."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (default: coevo-runs/<data>-<method>-seed<seed>-<time>)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last finished step."),
@@ -121,6 +124,7 @@ def run(
         llm=llm, embedder=embedder, rounds=rounds, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
         density=_choice("density", density, DENSITIES), k_neighbors=k_neighbors, keep_fraction=keep_fraction,
         max_pairs=max_pairs, represent=_choice("represent", represent, REPRESENTS), seed=seed, cache_dir=cache_dir,
+        dpo_learning_rate=dpo_learning_rate, dpo_beta=dpo_beta, dpo_sft_weight=dpo_sft_weight,
         trust_remote_code=trust_remote_code,
     )
     corpus = _load(data, text_field, label_field, format, sample, seed)
