@@ -92,7 +92,7 @@ def run(
     represent: str = typer.Option("text+interp", help=f"What KMeans clusters: {', '.join(REPRESENTS)}."),
     dpo_learning_rate: float = typer.Option(2e-5, help="Learning rate of the DPO step."),
     dpo_beta: float = typer.Option(0.1, help="DPO beta: higher keeps the LLM closer to the base model."),
-    dpo_sft_weight: float = typer.Option(1.0, help="Weight of the NLL term on the chosen answer (0 = plain DPO)."),
+    dpo_sft_weight: float = typer.Option(0.0, help="Weight of an NLL (SFT) term on the chosen answer; 0 = plain sigmoid DPO."),
     seed: int = typer.Option(0, help="Seed of every random choice."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (default: coevo-runs/<data>-<method>-seed<seed>-<time>)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last finished step."),

@@ -5,9 +5,12 @@ over and keeps training; the reference is always the base model without any
 adapter, so every round is anchored to the original LLM and drift cannot
 compound. Training runs in fp32 (DPO in bf16 barely moved the loss here).
 
-The loss is sigmoid DPO plus an NLL (SFT) term on the chosen answer: measured
-here, plain DPO pushed both log-probabilities down and the LLM drifted into
-echoing its input; the SFT term keeps the chosen answers likely (METHOD.md).
+The loss is plain sigmoid DPO by default. METHOD.md saw plain DPO drift into
+echoing the input and added an NLL (SFT) term on the chosen answer; here the
+selection rules already keep copies and prompt leaks out of the chosen answers,
+and with short phrases the SFT term sharpened Qwen2.5-Coder-0.5B into fewer,
+shorter answers (Bank77: distinct share fell by a quarter), while plain DPO
+kept them varied (docs/results/bank77.md). ``sft_weight`` brings the term back.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from .selection import PreferencePair
 class DPOSettings:
     learning_rate: float = 2e-5
     beta: float = 0.1
-    sft_weight: float = 1.0
+    sft_weight: float = 0.0
     batch_size: int = 4
     epochs: float = 1.0
     lora_r: int = 16
