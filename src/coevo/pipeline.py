@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from . import models
-from .atomic import atomic_publish_dir, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from .atomic import atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from .clustering import embed, kmeans, mean_by_owner, represent
 from .config import CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
@@ -208,8 +208,7 @@ class CoEvolution:
         previous = self._round(r - 1) / "interpretations.jsonl"
         adapter = state["adapter"]
         if r > 1 and not cfg.trains_llm and previous.exists():
-            shutil.copyfile(previous, out.with_suffix(".tmp"))  # same LLM, same seed: same answers
-            Path(out.with_suffix(".tmp")).replace(out)
+            atomic_write_bytes(out, previous.read_bytes())  # same LLM, same seed: same answers
             atomic_write_json(self._round(r) / "generate.json", read_json(self._round(r - 1) / "generate.json"))
             return
         sampling = SamplingConfig(cfg.samples, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.generation_batch_size, cfg.seed)
@@ -366,8 +365,7 @@ class CoEvolution:
         self.interpretations_ = [a.get("interpretations", []) for a in assignments]
         self.clusters_ = cluster["clusters"]
         self.history_ = [self._round_summary(r) for r in range(1, cfg.effective_rounds + 1)]
-        shutil.copyfile(last / "assignments.jsonl", self.run_dir_ / ".assignments.jsonl.tmp")
-        (self.run_dir_ / ".assignments.jsonl.tmp").replace(self.run_dir_ / "assignments.jsonl")
+        atomic_write_bytes(self.run_dir_ / "assignments.jsonl", (last / "assignments.jsonl").read_bytes())
         state = self._state()
         summary = {
             "config": cfg.to_dict(),
