@@ -13,6 +13,9 @@ Parts:
   scale        posterior score and KMeans (scikit-learn vs faiss) on synthetic unit vectors
                (384-d) for 10k, 100k and 1M interpretations: time and peak memory, each
                measured in its own process.
+  rounds       one `full` round (generate, select, DPO, contrastive, cluster) of `coevo run`
+               on 500, 1,000, 2,000 and 4,000 Bank77 texts, each in its own process with an
+               empty generation cache: seconds per stage, peak memory, and a plot.
 
 Everything is measured on this machine as it is; the report says if another
 process was running (load average at start).
@@ -40,6 +43,11 @@ sys.path.insert(0, str(ROOT / "src"))
 from coevo.atomic import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 
 TEXTS_FILE = ROOT.parent / "shared" / "data" / "bank77.jsonl"
+LARGE_FILE = ROOT.parent / "shared" / "data" / "bank77_large.jsonl"
+# One DPO pair per this many texts in the `rounds` part: the default (half the
+# texts) would cost hours of DPO per point on two cores.
+TEXTS_PER_PAIR = 40
+BANK77_TEXTS = 3080
 
 
 def _texts(n: int) -> list[str]:
@@ -199,6 +207,81 @@ def part_scale(sizes: list[int], sklearn_max: int) -> list[dict]:
     return rows
 
 
+# --------------------------------------------------------------------------- rounds
+
+def _round_one(n: int, llm: str, embedder: str) -> dict:
+    """Runs in its own process: one `full` round of the pipeline on n texts, timed by the pipeline itself."""
+    from coevo import CoEvoConfig, CoEvolution
+    from coevo.data import load_corpus, stratified_sample
+    from coevo.models import cache_root
+
+    source = LARGE_FILE if LARGE_FILE.exists() else TEXTS_FILE
+    corpus = stratified_sample(load_corpus(str(source)), n, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "cache"  # an empty generation cache; the converted models are shared
+        cache.mkdir()
+        (cache / "models").symlink_to(cache_root() / "models")
+        config = CoEvoConfig(n_clusters=len(set(corpus.labels)), task="intent", llm=llm, embedder=embedder, rounds=2,
+                             max_pairs=max(4, n // TEXTS_PER_PAIR), cache_dir=str(cache))
+        run = Path(tmp) / "run"
+        CoEvolution(config, run_dir=run, progress=False).fit(corpus.texts, corpus.labels, stop_after_round=1)
+        state = read_json(run / "state.json")
+        pairs = read_json(run / "round1" / "select.json")["n_pairs"]
+    seconds = {key.split("/", 1)[1]: value for key, value in state["seconds"].items() if key.startswith("round1/")}
+    return {"part": "rounds", "n": n, "k": config.n_clusters, "samples": config.samples, "pairs": pairs,
+            "seconds": seconds, "total_s": sum(seconds.values()), "peak_rss_mb": _peak_mb()}
+
+
+def part_rounds(sizes: list[int], llm: str, embedder: str) -> list[dict]:
+    rows = []
+    for n in sizes:
+        cmd = [sys.executable, __file__, "--round-one", str(n), "--llm", llm, "--embedder", embedder]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=3 * 3600)
+        if done.returncode != 0:
+            rows.append({"part": "rounds", "n": n, "skipped": done.stderr.strip().splitlines()[-1:]})
+        else:
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(rows[-1], file=sys.stderr)
+    return rows
+
+
+def _per_unit_rates(rounds: list[dict]) -> dict[str, float]:
+    """Least-squares seconds per text (per pair for DPO) through the origin, over all sizes."""
+    rates = {}
+    for stage in ("generate", "select", "dpo", "contrastive", "cluster"):
+        units = np.array([r["pairs"] if stage == "dpo" else r["n"] for r in rounds], dtype=float)
+        secs = np.array([r["seconds"].get(stage, 0.0) for r in rounds], dtype=float)
+        rates[stage] = float(units @ secs / (units @ units))
+    return rates
+
+
+def plot_rounds(rounds: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r["n"] for r in rounds]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    bottom = np.zeros(len(rounds))
+    for stage in ("generate", "select", "dpo", "contrastive", "cluster"):
+        minutes = np.array([r["seconds"].get(stage, 0.0) / 60 for r in rounds])
+        ax.plot(sizes, bottom + minutes, marker="o", label=stage)
+        bottom += minutes
+    ax.set_xlabel("texts")
+    ax.set_ylabel("minutes (stacked: each line adds its stage)")
+    ax.set_title(f"one full round, M = {rounds[0]['samples']}, one DPO pair per {TEXTS_PER_PAIR} texts")
+    ax.set_xlim(0, max(sizes) * 1.05)
+    ax.set_ylim(0, None)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 # --------------------------------------------------------------------------- report
 
 def _machine() -> str:
@@ -242,7 +325,7 @@ def render(data: dict) -> str:
     dpo = [r for r in rows if r["part"] == "dpo"]
     if dpo:
         base = next((r for r in dpo if r["path"].startswith("TRL defaults")), dpo[0])
-        lines += ["## DPO (one epoch, batch 4, LoRA r 16 on all linear layers, sigmoid + SFT loss)", "",
+        lines += ["## DPO (one epoch, batch 4, LoRA r 16 on all linear layers, sigmoid loss)", "",
                   "| settings | pairs | s/pair | speed-up vs TRL defaults | reward accuracy (last step) | loss (last step) |",
                   "|---|---|---|---|---|---|"]
         for r in dpo:
@@ -266,7 +349,86 @@ def render(data: dict) -> str:
                                                     f"{r['seconds']:.1f} s, {r['peak_rss_mb'] / 1024:.2f} GB peak"))
             lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
         lines.append("")
+    rounds = [r for r in rows if r["part"] == "rounds" and "skipped" not in r]
+    if rounds:
+        rates = _per_unit_rates(rounds)
+        lines += [f"## One `full` round against the number of texts", "",
+                  f"Bank77 texts (stratified sample of the large split), K = {rounds[0]['k']}, M = {rounds[0]['samples']}, "
+                  f"one DPO pair per {TEXTS_PER_PAIR} texts (`--max-pairs`), empty generation cache; each size in its own "
+                  "process. Seconds per stage as the pipeline timed them.", "",
+                  "| texts | DPO pairs | generate | select | dpo | contrastive | cluster | total | s per text | peak memory |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rounds:
+            sec = r["seconds"]
+            lines.append(f"| {r['n']:,} | {r['pairs']} | " + " | ".join(f"{sec.get(s, 0.0):.0f} s" for s in
+                         ("generate", "select", "dpo", "contrastive", "cluster")) +
+                         f" | {r['total_s'] / 60:.1f} min | {r['total_s'] / r['n']:.2f} | {r['peak_rss_mb'] / 1024:.1f} GB |")
+        first, last = rounds[0], rounds[-1]
+        growth = {s: (last["seconds"].get(s, 0.0) / max(first["seconds"].get(s, 0.0), 1e-9)) for s in ("generate", "select", "contrastive", "cluster")}
+        lines += ["", f"From {first['n']:,} to {last['n']:,} texts ({last['n'] / first['n']:.0f}x): " +
+                  ", ".join(f"{s} {g:.1f}x" for s, g in growth.items()) +
+                  f"; DPO grows with its pairs ({last['pairs'] / first['pairs']:.0f}x pairs: "
+                  f"{last['seconds'].get('dpo', 0.0) / max(first['seconds'].get('dpo', 0.0), 1e-9):.1f}x).",
+                  "", "![time per round](speed_rounds.png)", "",
+                  "Fitted rates: " + ", ".join(f"{s} {v:.3f} s per {'pair' if s == 'dpo' else 'text'}" for s, v in rates.items()), ""]
+    lines += _targets(rows)
     return "\n".join(lines)
+
+
+def _targets(rows: list[dict]) -> list[str]:
+    """The issue's targets, each with the measured figure and by how much it is met or missed."""
+    out = []
+
+    def add(name, target, value, ok, note=""):
+        out.append(f"| {name} | {target} | {value} | {'met' if ok else 'missed'}{': ' + note if note else ''} |")
+
+    gen = [r for r in rows if r["part"] == "generation"]
+    for dtype in sorted({r["dtype"] for r in gen}):
+        ours = [r for r in gen if r["dtype"] == dtype and r["path"] == "coevo shared prefill"]
+        base = [r for r in gen if r["dtype"] == dtype and r["path"] != "coevo shared prefill"]
+        if ours and base:
+            ratio = min(b["seconds"] for b in base) / ours[0]["seconds"]
+            add(f"generation ({dtype})", ">= 2x best generate()", f"{ratio:.2f}x", ratio >= 2, "" if ratio >= 2 else f"{2 / ratio:.2f}x short")
+    dpo = [r for r in rows if r["part"] == "dpo"]
+    base = next((r for r in dpo if r["path"].startswith("TRL defaults")), None)
+    if base:
+        for r in dpo:
+            if r is base:
+                continue
+            ratio = base["seconds_per_pair"] / r["seconds_per_pair"]
+            same_acc = r["reward_accuracy_last"] is not None and base["reward_accuracy_last"] is not None and \
+                r["reward_accuracy_last"] >= base["reward_accuracy_last"] - 1e-9
+            add(f"DPO: {r['path']}", ">= 1.5x faster per pair, equal reward accuracy",
+                f"{ratio:.2f}x, reward accuracy {_num(r['reward_accuracy_last'])} vs {_num(base['reward_accuracy_last'])}",
+                ratio >= 1.5 and same_acc, "" if ratio >= 1.5 and same_acc else
+                (f"{1.5 / ratio:.2f}x short" if ratio < 1.5 else "lower reward accuracy"))
+    scale = {(r["n"], r["path"]): r for r in rows if r["part"] == "scale" and "skipped" not in r}
+    sizes = sorted({n for n, _ in scale})
+    if sizes:
+        n = sizes[-1]
+        kms = [scale[(n, w)] for w in ("faiss", "sklearn") if (n, w) in scale]
+        post = scale.get((n, "posterior"))
+        if kms and post:
+            km = min(kms, key=lambda r: r["seconds"])
+            total = post["seconds"] + km["seconds"]
+            peak = max(post["peak_rss_mb"], km["peak_rss_mb"]) / 1024
+            add(f"posterior + KMeans ({km['path']}) on {n:,} x 384", "< 5 min and < 8 GB", f"{total / 60:.1f} min, {peak:.1f} GB",
+                total < 300 and peak < 8, "" if total < 300 and peak < 8 else f"{total / 300:.1f}x the time, {peak / 8:.1f}x the memory")
+    rounds = [r for r in rows if r["part"] == "rounds" and "skipped" not in r]
+    if rounds:
+        rates = _per_unit_rates(rounds)
+        pairs = BANK77_TEXTS // 2  # keep_fraction 0.5, no pair cap: the default of `coevo run`
+        estimate = sum(rate * (pairs if stage == "dpo" else BANK77_TEXTS) for stage, rate in rates.items())
+        capped = sum(rate * (BANK77_TEXTS // TEXTS_PER_PAIR if stage == "dpo" else BANK77_TEXTS) for stage, rate in rates.items())
+        add(f"one `full` round, {BANK77_TEXTS:,} Bank77 texts, M = {rounds[0]['samples']}, default pairs ({pairs:,})",
+            "< 15 min", f"{estimate / 60:.0f} min (estimated from the fitted rates; DPO {rates['dpo'] * pairs / 60:.0f} min of it)",
+            estimate < 900, "" if estimate < 900 else
+            f"{estimate / 900:.1f}x the target; DPO at {rates['dpo']:.1f} s per pair is {rates['dpo'] * pairs / estimate:.0%} of it")
+        add(f"the same with `--max-pairs {BANK77_TEXTS // TEXTS_PER_PAIR}`", "< 15 min", f"{capped / 60:.1f} min (estimated)",
+            capped < 900, "" if capped < 900 else f"{capped / 900:.1f}x")
+    if not out:
+        return []
+    return ["## Targets", "", "| target | wanted | measured | verdict |", "|---|---|---|---|", *out, ""]
 
 
 def _num(x) -> str:
@@ -275,16 +437,19 @@ def _num(x) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", default=["generation", "dpo", "embedding", "scale"])
+    parser.add_argument("--parts", nargs="+", default=["generation", "dpo", "embedding", "scale", "rounds"])
     parser.add_argument("--llm", default="qwen2.5-coder-0.5b-instruct")
     parser.add_argument("--embedder", default="all-MiniLM-L6-v2")
     parser.add_argument("--texts", type=int, default=32)
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--max-new-tokens", type=int, default=20)
-    parser.add_argument("--pairs", type=int, default=16)
+    parser.add_argument("--pairs", type=int, default=32)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--sklearn-max", type=int, default=100_000)
+    parser.add_argument("--round-sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument("--render", action="store_true", help="rewrite speed.md and the plot from speed.json; measure nothing")
     parser.add_argument("--scale-one", help=argparse.SUPPRESS)
+    parser.add_argument("--round-one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -292,8 +457,14 @@ def main() -> None:
         n, what = args.scale_one.split(":")
         print(json.dumps(_scale_one(int(n), what)))
         return
+    if args.round_one:
+        print(json.dumps(_round_one(args.round_one, args.llm, args.embedder)))
+        return
     path = OUT / "speed.json"
     data = read_json(path) if path.exists() else {"records": []}
+    if args.render:
+        write_report(data)
+        return
     load = {}
     for part in args.parts:
         load[part] = round(os.getloadavg()[0], 2)
@@ -305,6 +476,8 @@ def main() -> None:
             new = part_embedding(args.embedder, 2000)
         elif part == "scale":
             new = part_scale(args.sizes, args.sklearn_max)
+        elif part == "rounds":
+            new = part_rounds(args.round_sizes, args.llm, args.embedder)
         else:
             raise SystemExit(f"unknown part {part!r}")
         data["records"] = [r for r in data["records"] if r["part"] != part] + new
@@ -312,8 +485,15 @@ def main() -> None:
                     llm=args.llm, embedder=args.embedder, max_new_tokens=args.max_new_tokens,
                     load={**data.get("load", {}), **load})
         atomic_write_json(path, data)
-        atomic_write_text(OUT / "speed.md", render(data) + "\n")
+        write_report(data)
         print(f"{part}: done", file=sys.stderr)
+
+
+def write_report(data: dict) -> None:
+    rounds = [r for r in data["records"] if r["part"] == "rounds" and "skipped" not in r]
+    if rounds:
+        plot_rounds(rounds, OUT / "speed_rounds.png")
+    atomic_write_text(OUT / "speed.md", render(data) + "\n")
 
 
 if __name__ == "__main__":

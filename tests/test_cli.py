@@ -113,6 +113,21 @@ def test_resume_after_interruption_gives_the_same_clusters(full_run, tmp_path, m
 
 
 @pytest.mark.slow
+def test_stop_after_round_then_resume_gives_the_same_clusters(full_run, tmp_path):
+    from coevo.cli import _load
+
+    config = CoEvoConfig.from_dict(json.loads((full_run / "config.json").read_text()))
+    corpus = _load("demo", "text", "label", None, 40, 0)
+    CoEvolution(config, run_dir=tmp_path / "run", progress=False).fit(corpus.texts, corpus.labels, stop_after_round=1)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert "round1/cluster" in state["done"] and not any(step.startswith("round2/") for step in state["done"])
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+    model = CoEvolution.resume(tmp_path / "run", progress=False)
+    assert model.labels_.tolist() == [r["cluster"] for r in read_jsonl(full_run / "assignments.jsonl")]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["kmeans", "expand", "contrastive-only", "random-select", "no-dpo"])
 def test_every_ablation_runs(method, tmp_path, demo_corpus):
     config = CoEvoConfig(n_clusters=10, method=method, llm=TEST_LLM, rounds=2, samples=2, max_pairs=4)

@@ -304,6 +304,17 @@ def test_minilm_encodes_and_a_saved_copy_loads(tmp_path):
 
 
 @pytest.mark.slow
+def test_packaged_minilm_is_the_published_model():
+    """The similarities sentence-transformers' documentation prints for all-MiniLM-L6-v2 on its
+    quick-start sentences: the packaged copy must give the same, to the printed 4 decimals."""
+    embedder = models.load_embedder("all-MiniLM-L6-v2")
+    vectors = embedder.encode(["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
+    similarity = embedder.similarity(vectors, vectors)
+    assert [round(float(similarity[0, 1]), 4), round(float(similarity[0, 2]), 4), round(float(similarity[1, 2]), 4)] == [
+        0.6660, 0.1046, 0.1411]
+
+
+@pytest.mark.slow
 def test_mpnet_assembles_and_normalises(tmp_path):
     from importlib import metadata
 

@@ -78,7 +78,7 @@ SEED_POLICIES: tuple[str, ...] = ("full", "recluster")
 SETTINGS: dict[str, type] = {
     "llm": str, "embedder": str, "rounds": int, "samples": int, "temperature": float, "max_new_tokens": int,
     "density": str, "k_neighbors": int, "keep_fraction": float, "max_pairs": int, "represent": str,
-    "cache_dir": str, "trust_remote_code": bool,
+    "cache_dir": str, "trust_remote_code": bool, "generation_backend": str,
     "dpo_learning_rate": float, "dpo_beta": float, "dpo_sft_weight": float,
 }
 """Run settings a config may set: the options of ``coevo run`` that are the same for every cell
@@ -92,7 +92,7 @@ _NO_EFFECT: dict[str, frozenset[str]] = {
 _TRAINING = frozenset({"rounds", "density", "tau", "k_neighbors", "keep_fraction", "max_pairs", "max_copy_rate",
                        "dpo_learning_rate", "dpo_beta", "dpo_sft_weight", "dpo_batch_size", "dpo_epochs", "lora_r",
                        "lora_alpha", "contrastive_batch_size", "contrastive_learning_rate", "contrastive_epochs"})
-_NEVER = frozenset({"cache_dir", "trust_remote_code"})
+_NEVER = frozenset({"cache_dir", "trust_remote_code", "generation_backend"})  # where and how, not what
 
 
 def _effective(method: str, settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from .config import DEFAULT_EMBEDDER, DEFAULT_LLM, DENSITIES, METHODS, REPRESENTS, TASKS, CoEvoConfig
+from .config import DEFAULT_EMBEDDER, DEFAULT_LLM, DENSITIES, GENERATION_BACKENDS, METHODS, REPRESENTS, TASKS, CoEvoConfig
 from .errors import CoevoError
 
 app = typer.Typer(
@@ -85,6 +85,9 @@ def run(
     samples: int = typer.Option(4, help="Interpretations sampled per text (M)."),
     temperature: float = typer.Option(0.8, help="Sampling temperature."),
     max_new_tokens: int = typer.Option(20, help="Longest interpretation, in tokens."),
+    generation_backend: str = typer.Option(
+        "auto", help=f"Decoder: {', '.join(GENERATION_BACKENDS)} (auto = vLLM on a CUDA GPU when installed, else torch)."
+    ),
     density: str = typer.Option("posterior", help=f"Density score: {', '.join(DENSITIES)}."),
     k_neighbors: int = typer.Option(10, help="Neighbours for the knn and kde scores."),
     keep_fraction: float = typer.Option(0.5, help="Share of preference pairs kept (largest margins)."),
@@ -125,7 +128,7 @@ def run(
         density=_choice("density", density, DENSITIES), k_neighbors=k_neighbors, keep_fraction=keep_fraction,
         max_pairs=max_pairs, represent=_choice("represent", represent, REPRESENTS), seed=seed, cache_dir=cache_dir,
         dpo_learning_rate=dpo_learning_rate, dpo_beta=dpo_beta, dpo_sft_weight=dpo_sft_weight,
-        trust_remote_code=trust_remote_code,
+        trust_remote_code=trust_remote_code, generation_backend=_choice("generation-backend", generation_backend, GENERATION_BACKENDS),
     )
     corpus = _load(data, text_field, label_field, format, sample, seed)
     check_n_clusters(corpus, clusters)

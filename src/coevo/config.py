@@ -22,6 +22,7 @@ TASKS: tuple[str, ...] = ("intent", "type", "topic", "emotion", "domain")
 METHODS: tuple[str, ...] = ("kmeans", "expand", "contrastive-only", "random-select", "no-dpo", "full")
 DENSITIES: tuple[str, ...] = ("posterior", "knn", "kde")
 REPRESENTS: tuple[str, ...] = ("text", "text+interp")
+GENERATION_BACKENDS: tuple[str, ...] = ("auto", "torch", "vllm")
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -44,6 +45,7 @@ class CoEvoConfig:
     top_p: float = 0.95
     max_new_tokens: int = 20  # every sequence of a batch waits for the longest; phrases need < 16
     generation_batch_size: int = 64
+    generation_backend: str = "auto"  # vllm on a CUDA GPU with vLLM installed, else our torch decode loop
     # density and selection
     density: str = "posterior"
     tau: float = 0.05
@@ -76,6 +78,7 @@ class CoEvoConfig:
         _choice("method", self.method, METHODS)
         _choice("density", self.density, DENSITIES)
         _choice("represent", self.represent, REPRESENTS)
+        _choice("generation-backend", self.generation_backend, GENERATION_BACKENDS)
         if self.n_clusters < 2:
             raise CoevoError(f"option -k/--clusters: must be at least 2, got {self.n_clusters}")
         _positive("rounds", self.rounds)

@@ -12,11 +12,17 @@ output (tests/test_generation.py checks it). ``bench/speed.py`` measures the gai
 Finished batches are cached on disk under a key made of the model fingerprint,
 the prompts, the sampling settings and the seed, so an interrupted round, a
 rerun, or another method on the same data does not redo them.
+
+On a CUDA GPU with vLLM installed, decoding goes through vLLM instead (paged
+attention and continuous batching do the same three things, faster), with the
+round's LoRA adapter served by vLLM's LoRA support; the answers come back in
+the same form, cleaned and cached the same way. ``generation_backend`` picks it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -28,6 +34,8 @@ from transformers import DynamicCache
 
 from . import models
 from .atomic import atomic_write_json, read_json
+from .config import GENERATION_BACKENDS
+from .errors import CoevoError
 from .prompts import chat_messages, clean_interpretation, is_degenerate, system_prompt
 
 
@@ -39,6 +47,25 @@ class SamplingConfig:
     max_new_tokens: int = 32
     batch_size: int = 64  # texts per decode batch; x samples sequences are decoded together
     seed: int = 0
+
+
+def generation_backend(requested: str = "auto") -> str:
+    """The decoder to use: vLLM when asked for, or (``auto``) when it is installed
+    and a CUDA GPU is present; our own torch decode loop otherwise."""
+    if requested not in GENERATION_BACKENDS:
+        raise CoevoError(f"option --generation-backend: {requested!r} is not one of {', '.join(GENERATION_BACKENDS)}")
+    has_vllm = importlib.util.find_spec("vllm") is not None
+    if requested == "vllm":
+        if not has_vllm:
+            raise CoevoError("option --generation-backend vllm: vLLM is not installed; install it (`pip install vllm`) "
+                             "or use --generation-backend torch")
+        if not torch.cuda.is_available():
+            raise CoevoError("option --generation-backend vllm: vLLM needs a CUDA GPU and none is visible; "
+                             "use --generation-backend torch")
+        return "vllm"
+    if requested == "auto" and has_vllm and torch.cuda.is_available():
+        return "vllm"
+    return "torch"
 
 
 def preferred_dtype(device: torch.device) -> torch.dtype:
@@ -101,9 +128,20 @@ class Interpreter:
         device: str | None = None,
         dtype: torch.dtype | None = None,
         trust_remote_code: bool = False,
+        backend: str = "auto",
     ):
+        self.backend = generation_backend(backend)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.dtype = dtype or preferred_dtype(self.device)
+        self.fingerprint = models.model_fingerprint(llm) + (
+            f"+{models.model_fingerprint(str(adapter_dir))}" if adapter_dir is not None else ""
+        )
+        self.cache_root = models.cache_root(cache_dir) / "generations"
+        self.tokens_per_second: float | None = None
+        if self.backend == "vllm":
+            self.tokenizer = models.load_tokenizer(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
+            self._vllm = VLLMDecoder(models.resolve_llm_path(llm, cache_dir), adapter_dir, self.dtype, trust_remote_code)
+            return
         model, tokenizer = models.load_llm(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
         if adapter_dir is not None:
             from peft import PeftModel
@@ -111,12 +149,7 @@ class Interpreter:
             model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
-        self.fingerprint = models.model_fingerprint(llm) + (
-            f"+{models.model_fingerprint(str(adapter_dir))}" if adapter_dir is not None else ""
-        )
-        self.cache_root = models.cache_root(cache_dir) / "generations"
         self._stop_ids = torch.cat([_newline_token_ids(tokenizer), _end_token_ids(self.model, tokenizer)]).unique().to(self.device)
-        self.tokens_per_second: float | None = None
 
     def prompts(self, texts: list[str], task: str, instruction: str | None = None) -> list[str]:
         return [
@@ -168,7 +201,8 @@ class Interpreter:
             key = self._cache_key(batch_prompts, sampling)
             answers = self._cached(key)
             if answers is None:
-                answers, produced = self._decode_batch(batch_prompts, sampling, seed=int(key[:8], 16))
+                decode = self._vllm.decode if self.backend == "vllm" else self._decode_batch
+                answers, produced = decode(batch_prompts, sampling, seed=int(key[:8], 16))
                 new_tokens += produced
                 atomic_write_json(self._cache_path(key), {"answers": answers})
             for i, text_answers in zip(batch, answers):
@@ -224,7 +258,10 @@ class Interpreter:
         return [texts[j * m : (j + 1) * m] for j in range(len(prompts))], produced
 
     def _cache_key(self, prompts: list[str], sampling: SamplingConfig) -> str:
-        payload = json.dumps({"model": self.fingerprint, "dtype": str(self.dtype), "sampling": asdict(sampling), "prompts": prompts})
+        fields = {"model": self.fingerprint, "dtype": str(self.dtype), "sampling": asdict(sampling), "prompts": prompts}
+        if self.backend != "torch":  # another sampler draws other answers from the same seed
+            fields["backend"] = self.backend
+        payload = json.dumps(fields)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
     def _cache_path(self, key: str) -> Path:
@@ -238,6 +275,45 @@ class Interpreter:
             return read_json(path)["answers"]
         except (OSError, ValueError, KeyError):
             return None  # a damaged entry is simply regenerated
+
+
+class VLLMDecoder:
+    """Decoding through vLLM, with the round's LoRA adapter served as a LoRA request.
+
+    The adapter is not merged: vLLM applies it per request, so a new round's
+    adapter needs no new copy of the weights. Generation stops at a line break
+    as in the torch path. Only part of the GPU is claimed, because the
+    embedding model and the trainers share it within a run.
+    """
+
+    def __init__(self, model_path: str, adapter_dir: str | Path | None, dtype: torch.dtype, trust_remote_code: bool,
+                 gpu_memory_utilization: float = 0.5):
+        from vllm import LLM
+
+        self.lora = None
+        lora_rank = None
+        if adapter_dir is not None:
+            from vllm.lora.request import LoRARequest
+
+            lora_rank = int(read_json(Path(adapter_dir) / "adapter_config.json")["r"])
+            self.lora = LoRARequest("round-adapter", 1, str(adapter_dir))
+        self.llm = LLM(
+            model=model_path, dtype=str(dtype).replace("torch.", ""), trust_remote_code=trust_remote_code,
+            enable_lora=adapter_dir is not None, max_lora_rank=max(lora_rank or 16, 16),
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
+
+    def decode(self, prompts: list[str], sampling: SamplingConfig, seed: int) -> tuple[list[list[str]], int]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            n=sampling.samples, temperature=sampling.temperature, top_p=sampling.top_p,
+            max_tokens=sampling.max_new_tokens, stop=["\n"], seed=seed,
+        )
+        outputs = self.llm.generate(prompts, params, lora_request=self.lora, use_tqdm=False)
+        answers = [[choice.text for choice in out.outputs] for out in outputs]
+        produced = sum(len(choice.token_ids) for out in outputs for choice in out.outputs)
+        return answers, produced
 
 
 def _reseeded(sampling: SamplingConfig) -> SamplingConfig:

@@ -180,18 +180,30 @@ def load_llm(
     right after its last token) and falls back to the EOS token for padding.
     Default float32: training in bf16 barely moved the DPO loss on CPU.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    tokenizer = load_tokenizer(name, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
     path = resolve_llm_path(name, cache_dir)
     with _loading(name, path, "llm"):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=trust_remote_code)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def load_tokenizer(
+    name: str, *, cache_dir: str | os.PathLike | None = None, trust_remote_code: bool = False
+) -> PreTrainedTokenizerBase:
+    """The LLM's tokenizer alone (for back ends that load the weights themselves)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_llm_path(name, cache_dir)
+    with _loading(name, path, "llm"):
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if model.generation_config.pad_token_id is None:
-        model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model, tokenizer
+    return tokenizer
 
 
 def load_embedder(

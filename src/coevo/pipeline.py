@@ -93,7 +93,16 @@ class CoEvolution:
 
     # ------------------------------------------------------------------ public API
 
-    def fit(self, texts: list[str], labels: list[str] | None = None) -> "CoEvolution":
+    def fit(self, texts: list[str], labels: list[str] | None = None, *,
+            stop_after_round: int | None = None) -> "CoEvolution":
+        """Run every round and cluster.
+
+        ``stop_after_round`` ends the run early, after that round's steps, so
+        its interpretations and clusters can be looked at (or its cost
+        measured) before paying for more rounds; ``resume`` continues it. The
+        fitted attributes are set only once the last round has finished.
+        """
+        _check_stop(stop_after_round)
         if len(texts) < 2:
             raise CoevoError("need at least 2 texts to cluster")
         if labels is not None and len(labels) != len(texts):
@@ -112,18 +121,20 @@ class CoEvolution:
         ])
         atomic_write_json(run_dir / "state.json", {"done": [], "adapter": None, "backoff": 0})
         self.run_dir_ = run_dir
-        return self._run()
+        return self._run(stop_after_round)
 
     @classmethod
-    def resume(cls, run_dir: str | Path, *, progress: bool = True, log: Callable[[str], None] | None = None) -> "CoEvolution":
+    def resume(cls, run_dir: str | Path, *, progress: bool = True, log: Callable[[str], None] | None = None,
+               stop_after_round: int | None = None) -> "CoEvolution":
         """Continue a run after the last finished step."""
+        _check_stop(stop_after_round)
         run_dir = Path(run_dir)
         for name in ("config.json", "data.jsonl", "state.json"):
             if not (run_dir / name).is_file():
                 raise CoevoError(f"--resume {run_dir}: no {name} there; is this a coevo run folder?")
         self = cls(CoEvoConfig.from_dict(read_json(run_dir / "config.json")), run_dir=run_dir, progress=progress, log=log)
         self.run_dir_ = run_dir
-        return self._run()
+        return self._run(stop_after_round)
 
     @classmethod
     def load(cls, run_dir: str | Path, *, progress: bool = False) -> "CoEvolution":
@@ -165,11 +176,12 @@ class CoEvolution:
 
     # ------------------------------------------------------------------ the loop
 
-    def _run(self) -> "CoEvolution":
+    def _run(self, stop_after_round: int | None = None) -> "CoEvolution":
         cfg = self.config
+        last = cfg.effective_rounds if stop_after_round is None else min(stop_after_round, cfg.effective_rounds)
         self._read_data()
         started = time.perf_counter()
-        for r in range(1, cfg.effective_rounds + 1):
+        for r in range(1, last + 1):
             for step in STEPS:
                 if self._done(r, step) or not self._applies(r, step):
                     continue
@@ -177,7 +189,8 @@ class CoEvolution:
                 t0 = time.perf_counter()
                 getattr(self, f"_{step}")(r)
                 self._mark_done(r, step, time.perf_counter() - t0)
-        self._finish(time.perf_counter() - started)
+        if last == cfg.effective_rounds:
+            self._finish(time.perf_counter() - started)
         return self
 
     def _read_data(self) -> None:
@@ -237,7 +250,8 @@ class CoEvolution:
         from .generation import Interpreter
 
         cfg = self.config
-        interpreter = Interpreter(cfg.llm, adapter, cache_dir=cfg.cache_dir, trust_remote_code=cfg.trust_remote_code)
+        interpreter = Interpreter(cfg.llm, adapter, cache_dir=cfg.cache_dir, trust_remote_code=cfg.trust_remote_code,
+                                  backend=cfg.generation_backend)
         try:
             answers = interpreter.interpret(self.texts_, cfg.task, cfg.instruction, sampling, progress=self.progress)
             return answers, interpreter.tokens_per_second
@@ -450,6 +464,11 @@ class CoEvolution:
         text_vec = embed(embedder, self.texts_, progress=self.progress, desc="embed texts")
         interp_vec = embed(embedder, flat, progress=self.progress, desc="embed interpretations")
         return text_vec, interp_vec, owner
+
+
+def _check_stop(stop_after_round: int | None) -> None:
+    if stop_after_round is not None and stop_after_round < 1:
+        raise CoevoError(f"stop_after_round must be at least 1, got {stop_after_round}")
 
 
 def _split(flat: list[float], shape: list[list[str]]) -> list[list[float]]:
