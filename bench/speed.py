@@ -209,10 +209,16 @@ def part_scale(sizes: list[int], sklearn_max: int) -> list[dict]:
 
 # --------------------------------------------------------------------------- rounds
 
-def _round_one(n: int, llm: str, embedder: str) -> dict:
-    """Runs in its own process: one `full` round of the pipeline on n texts, timed by the pipeline itself."""
+def _round_one(n: int, llm: str, embedder: str, texts_per_pair: int = TEXTS_PER_PAIR) -> dict:
+    """Runs in its own process: one `full` round of the pipeline on n texts, timed by the pipeline itself.
+
+    ``texts_per_pair`` 0 keeps the default pair count of `coevo run` (no cap).
+    """
+    import torch
+
     from coevo import CoEvoConfig, CoEvolution
     from coevo.data import load_corpus, stratified_sample
+    from coevo.generation import generation_backend
     from coevo.models import cache_root
 
     source = LARGE_FILE if LARGE_FILE.exists() else TEXTS_FILE
@@ -222,14 +228,18 @@ def _round_one(n: int, llm: str, embedder: str) -> dict:
         cache.mkdir()
         (cache / "models").symlink_to(cache_root() / "models")
         config = CoEvoConfig(n_clusters=len(set(corpus.labels)), task="intent", llm=llm, embedder=embedder, rounds=2,
-                             max_pairs=max(4, n // TEXTS_PER_PAIR), cache_dir=str(cache))
+                             max_pairs=max(4, n // texts_per_pair) if texts_per_pair else None, cache_dir=str(cache))
         run = Path(tmp) / "run"
         CoEvolution(config, run_dir=run, progress=False).fit(corpus.texts, corpus.labels, stop_after_round=1)
         state = read_json(run / "state.json")
         pairs = read_json(run / "round1" / "select.json")["n_pairs"]
     seconds = {key.split("/", 1)[1]: value for key, value in state["seconds"].items() if key.startswith("round1/")}
-    return {"part": "rounds", "n": n, "k": config.n_clusters, "samples": config.samples, "pairs": pairs,
-            "seconds": seconds, "total_s": sum(seconds.values()), "peak_rss_mb": _peak_mb()}
+    gpu = torch.cuda.is_available()
+    return {"part": "rounds", "n": n, "k": config.n_clusters, "samples": config.samples, "pairs": pairs, "llm": llm,
+            "seconds": seconds, "total_s": sum(seconds.values()), "peak_rss_mb": _peak_mb(),
+            "generation_backend": generation_backend(config.generation_backend),
+            "device": torch.cuda.get_device_name(0) if gpu else "cpu",
+            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if gpu else None}
 
 
 def part_rounds(sizes: list[int], llm: str, embedder: str) -> list[dict]:
@@ -450,6 +460,7 @@ def main() -> None:
     parser.add_argument("--render", action="store_true", help="rewrite speed.md and the plot from speed.json; measure nothing")
     parser.add_argument("--scale-one", help=argparse.SUPPRESS)
     parser.add_argument("--round-one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--round-texts-per-pair", type=int, default=TEXTS_PER_PAIR, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -458,7 +469,7 @@ def main() -> None:
         print(json.dumps(_scale_one(int(n), what)))
         return
     if args.round_one:
-        print(json.dumps(_round_one(args.round_one, args.llm, args.embedder)))
+        print(json.dumps(_round_one(args.round_one, args.llm, args.embedder, args.round_texts_per_pair)))
         return
     path = OUT / "speed.json"
     data = read_json(path) if path.exists() else {"records": []}
