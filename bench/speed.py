@@ -61,6 +61,31 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# --------------------------------------------------------------------------- profile
+
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear",
+              "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::scaled_dot_product_attention")
+
+
+def _profile(of: str, what: str, fn) -> dict:
+    """Run ``fn`` under torch's profiler: the share of CPU time in matrix products (compute-bound
+    work) against everything else, and the costliest operators by their own time."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    wall = time.perf_counter() - t0
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
+    top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:8]
+    return {"part": "profile", "of": of, "path": what, "wall_s": wall, "op_cpu_s": total / 1e6, "threads": torch.get_num_threads(),
+            "matmul_share": matmul / total,
+            "top": [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count} for e in top]}
+
+
 # --------------------------------------------------------------------------- generation
 
 def part_generation(llm: str, n_texts: int, samples: int, max_new_tokens: int) -> list[dict]:
@@ -104,6 +129,12 @@ def part_generation(llm: str, n_texts: int, samples: int, max_new_tokens: int) -
                 produced += int((out[:, enc["input_ids"].shape[1]:] != it.tokenizer.pad_token_id).sum())
             seconds = time.perf_counter() - t0
             rows.append(_gen_row("generate(num_return_sequences)", dtype, n_texts, batch, samples, seconds, produced))
+        if dtype == torch.bfloat16:
+            with tempfile.TemporaryDirectory() as cache:
+                it.cache_root = Path(cache)
+                few = SamplingConfig(samples=samples, max_new_tokens=max_new_tokens, batch_size=8, seed=1)
+                rows.append(_profile("generation", f"generation, coevo path, 8 texts, {it.dtype}".replace("torch.", ""),
+                                     lambda: it.sample(prompts[:8], few, progress=False)))
         del it
     return rows
 
@@ -145,6 +176,12 @@ def part_dpo(llm: str, n_pairs: int) -> list[dict]:
         rows.append({"part": "dpo", "path": name, "pairs": n_pairs, "seconds": summary["train_seconds"],
                      "seconds_per_pair": summary["seconds_per_pair"], "reward_accuracy_last": summary["reward_accuracy_last"],
                      "loss_last": summary["loss_last"], "logp_chosen_last": summary["logp_chosen_last"]})
+
+    def eight_pairs():
+        with tempfile.TemporaryDirectory() as out:
+            train_dpo(llm, records[:8], out, settings=DPOSettings(), progress=False)
+
+    rows.append(_profile("dpo", "DPO, coevo settings, 8 pairs (model loading included)", eight_pairs))
     return rows
 
 
@@ -381,6 +418,16 @@ def render(data: dict) -> str:
                   f"{last['seconds'].get('dpo', 0.0) / max(first['seconds'].get('dpo', 0.0), 1e-9):.1f}x).",
                   "", "![time per round](speed_rounds.png)", "",
                   "Fitted rates: " + ", ".join(f"{s} {v:.3f} s per {'pair' if s == 'dpo' else 'text'}" for s, v in rates.items()), ""]
+    profiles = [r for r in rows if r["part"] == "profile"]
+    if profiles:
+        lines += ["## Where the time goes (torch profiler, CPU time of operators by their own time)", "",
+                  "A high share in matrix products means the stage is bound by arithmetic on these cores; "
+                  "the rest is memory traffic (copies, softmax, norms) and framework overhead.", "",
+                  "| run | wall | threads | matrix products | costliest operators |", "|---|---|---|---|---|"]
+        for r in profiles:
+            top = ", ".join(f"{t['op']} {t['share']:.0%}" for t in r["top"][:5])
+            lines.append(f"| {r['path']} | {r['wall_s']:.0f} s | {r['threads']} | {r['matmul_share']:.0%} | {top} |")
+        lines.append("")
     lines += _targets(rows)
     return "\n".join(lines)
 
@@ -491,7 +538,7 @@ def main() -> None:
             new = part_rounds(args.round_sizes, args.llm, args.embedder)
         else:
             raise SystemExit(f"unknown part {part!r}")
-        data["records"] = [r for r in data["records"] if r["part"] != part] + new
+        data["records"] = [r for r in data["records"] if part not in (r["part"], r.get("of"))] + new
         data.update(commit=_commit(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=_machine(),
                     llm=args.llm, embedder=args.embedder, max_new_tokens=args.max_new_tokens,
                     load={**data.get("load", {}), **load})
