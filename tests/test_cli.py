@@ -11,6 +11,7 @@ import pytest
 
 from coevo import CoEvoConfig, CoEvolution
 from coevo.atomic import read_jsonl
+from coevo.errors import CoevoError
 from tests.conftest import TEST_LLM
 
 SMALL = ["--sample", "40", "-k", "10", "--llm", TEST_LLM, "--rounds", "2", "--samples", "2", "--max-pairs", "4"]
@@ -110,6 +111,17 @@ def test_resume_after_interruption_gives_the_same_clusters(full_run, tmp_path, m
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = [r["cluster"] for r in read_jsonl(tmp_path / "run" / "assignments.jsonl")]
     assert resumed == [r["cluster"] for r in read_jsonl(full_run / "assignments.jsonl")]
+
+
+@pytest.mark.slow
+def test_recluster_reproduces_the_run_and_can_leave_out_the_interpretations(full_run):
+    model = CoEvolution.load(full_run)
+    same, = model.recluster([model.config.seed])
+    assert same["labels"] == model.labels_.tolist()  # the run's own KMeans, repeated
+    text_only, = model.recluster([model.config.seed], represent="text")
+    assert len(text_only["labels"]) == len(model.labels_) and 0 < text_only["metrics"]["acc"] <= 100
+    with pytest.raises(CoevoError, match="represent"):
+        model.recluster([0], represent="interp")
 
 
 @pytest.mark.slow

@@ -41,7 +41,7 @@ import numpy as np
 from . import models
 from .atomic import atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from .clustering import embed, kmeans, mean_by_owner, represent
-from .config import CoEvoConfig
+from .config import REPRESENTS, CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
 from .density import density_scores
 from .errors import CoevoError
@@ -154,17 +154,21 @@ class CoEvolution:
         self.history_ = self.summary_["rounds"]
         return self
 
-    def recluster(self, seeds: Sequence[int]) -> list[dict]:
+    def recluster(self, seeds: Sequence[int], *, represent: str | None = None) -> list[dict]:
         """Cluster the final representation again with other KMeans seeds; nothing is retrained.
 
         This is how benchmarks vary the remaining randomness when the LLM work
-        is too costly to repeat per seed. The representation is computed once
-        for all seeds. Returns, per seed, the labels and (with gold labels) the
-        metrics; the run folder is not changed.
+        is too costly to repeat per seed. ``represent`` clusters another
+        representation of the same final models (``text`` or ``text+interp``),
+        to see what the interpretations add. The representation is computed
+        once for all seeds. Returns, per seed, the labels and (with gold labels)
+        the metrics; the run folder is not changed.
         """
         cfg = self.config
         last = cfg.effective_rounds
-        z, _ = self._representation(last)
+        if represent not in (None, *REPRESENTS):
+            raise CoevoError(f"represent must be one of {', '.join(REPRESENTS)}, got {represent!r}")
+        z, _ = self._representation(last, represent)
         results = []
         for seed in seeds:
             labels = kmeans(z, cfg.n_clusters, seed=step_seed(seed, last, "cluster"), n_init=cfg.kmeans_init).labels
@@ -448,13 +452,15 @@ class CoEvolution:
         return models.load_embedder(self.config.embedder, cache_dir=self.config.cache_dir,
                                     trust_remote_code=self.config.trust_remote_code)
 
-    def _representation(self, r: int):
-        """What KMeans clusters after round ``r``: f_r(x), joined with the mean f_r(y) when configured."""
+    def _representation(self, r: int, kind: str | None = None):
+        """What KMeans clusters after round ``r``: f_r(x), joined with the mean f_r(y) when configured
+        (or when ``kind`` says so)."""
         cfg = self.config
+        kind = kind or cfg.represent
         interpretations = self._interpretations(r) if cfg.uses_llm else None
         text_vec, interp_vec, owner = self._embed_all(self._embedder(r), interpretations or [[] for _ in self.texts_])
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts_))
-        use_interp = interpretations is not None and cfg.represent == "text+interp"
+        use_interp = interpretations is not None and kind == "text+interp"
         z = represent(text_vec, interp_mean if use_interp else None, counts)
         return z, (interpretations, interp_vec, owner)
 
