@@ -641,7 +641,7 @@ def run_bench(
     units = _plan(config, _only(config, only), runs_root)
     done = {r.key: r for r in read_records(outcome.json_path) if r.status == "ok"}
     meta = ReportMeta.of(config)
-    stamp = _Stamp(commit=_commit(root), machine=_machine())
+    stamp = _Stamp(root=root, machine=_machine())
     for i, unit in enumerate(units, start=1):
         head = f"[{i}/{len(units)}] {unit.label()}"
         todo = [s for s in unit.seeds if not _is_done(done, unit, s)]
@@ -736,7 +736,7 @@ def _run_action(unit: Unit) -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class _Stamp:
-    commit: str
+    root: Path  # the commit is read per cell: each cell's subprocess imports the code as it is then
     machine: str
 
 
@@ -744,7 +744,7 @@ def _run_unit(unit: Unit, todo: Sequence[int], stamp: _Stamp, log, head: str) ->
     """Finish the unit's run (run, resume or read back), then recluster; yields records as they come."""
     base = dict(dataset=unit.dataset, method=unit.method, variant=unit.variant.name, seed_policy=unit.seed_policy,
                 run_dir=_shown(unit.run_dir), task=unit.task, n_texts=unit.n_texts, k=unit.k,
-                options=unit.options, commit=stamp.commit, machine=stamp.machine)
+                options=unit.options, commit=_commit(stamp.root), machine=stamp.machine)
     summary, wall, error = _finished_run(unit, log, head)
     if error is not None:
         log(f"{head} · seed {unit.seed}: FAILED: {error}")
