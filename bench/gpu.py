@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from speed import BANK77_TEXTS, _commit, _machine  # noqa: E402
+from speed import BANK77_TEXTS  # noqa: E402
 
 from coevo.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from coevo.provenance import git_commit, machine  # noqa: E402
 
 STAGES = ("generate", "select", "dpo", "contrastive", "cluster")
 
@@ -64,8 +65,8 @@ def main() -> None:
         else:
             records.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(records[-1], file=sys.stderr)
-        data = {"records": records, "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": _machine(), "texts": args.texts}
+        data = {"records": records, "commit": git_commit(ROOT), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "machine": machine(), "texts": args.texts}
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(args.out / "gpu.json", data)
         atomic_write_text(args.out / "gpu.md", render(data))

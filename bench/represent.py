@@ -24,9 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from speed import _commit, _machine  # noqa: E402
-
 from coevo.atomic import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from coevo.provenance import git_commit, machine  # noqa: E402
 
 KINDS = ("text", "text+interp")
 METHODS = ("expand", "contrastive-only", "random-select", "no-dpo", "full")
@@ -91,8 +90,8 @@ def main() -> None:
     tier_json = ROOT / "docs" / "results" / f"{args.tier}.json"
     order = list(dict.fromkeys(r["dataset"] for r in read_json(tier_json))) if tier_json.exists() else []
     results = {d: results[d] for d in sorted(results, key=lambda d: order.index(d) if d in order else len(order))}
-    data = {"tier": args.tier, "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": _machine(), "seeds": args.seeds, "seconds": time.perf_counter() - started,
+    data = {"tier": args.tier, "commit": git_commit(ROOT), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": machine(), "seeds": args.seeds, "seconds": time.perf_counter() - started,
             "methods": [m for m in METHODS if any(m in r for r in results.values())], "results": results}
     out = ROOT / "docs" / "results" / f"represent-{args.tier}"
     atomic_write_json(out.with_suffix(".json"), data)

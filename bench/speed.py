@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,6 +39,7 @@ OUT = ROOT / "docs" / "results"
 sys.path.insert(0, str(ROOT / "src"))
 
 from coevo.atomic import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from coevo.provenance import git_commit, machine, peak_rss_mb  # noqa: E402
 
 TEXTS_FILE = ROOT.parent / "shared" / "data" / "bank77.jsonl"
 LARGE_FILE = ROOT.parent / "shared" / "data" / "bank77_large.jsonl"
@@ -55,10 +54,6 @@ def _texts(n: int) -> list[str]:
 
     source = TEXTS_FILE if TEXTS_FILE.exists() else demo_path()
     return load_corpus(str(source)).texts[:n]
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # --------------------------------------------------------------------------- profile
@@ -224,7 +219,7 @@ def _scale_one(n: int, what: str, k: int = 100, dim: int = 384) -> dict:
         posterior_scores(x, owner, text_cluster, k)
     else:
         kmeans(x, k, seed=0, n_init=1, backend=what)
-    return {"part": "scale", "path": what, "n": n, "k": k, "dim": dim, "seconds": time.perf_counter() - t0, "peak_rss_mb": _peak_mb()}
+    return {"part": "scale", "path": what, "n": n, "k": k, "dim": dim, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb()}
 
 
 def part_scale(sizes: list[int], sklearn_max: int) -> list[dict]:
@@ -273,7 +268,7 @@ def _round_one(n: int, llm: str, embedder: str, texts_per_pair: int = TEXTS_PER_
     seconds = {key.split("/", 1)[1]: value for key, value in state["seconds"].items() if key.startswith("round1/")}
     gpu = torch.cuda.is_available()
     return {"part": "rounds", "n": n, "k": config.n_clusters, "samples": config.samples, "pairs": pairs, "llm": llm,
-            "seconds": seconds, "total_s": sum(seconds.values()), "peak_rss_mb": _peak_mb(),
+            "seconds": seconds, "total_s": sum(seconds.values()), "peak_rss_mb": peak_rss_mb(),
             "generation_backend": generation_backend(config.generation_backend),
             "device": torch.cuda.get_device_name(0) if gpu else "cpu",
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if gpu else None}
@@ -330,21 +325,6 @@ def plot_rounds(rounds: list[dict], path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- report
-
-def _machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem = next((int(line.split()[1]) // 1024 // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                if line.startswith("MemTotal")), 0)
-    return f"{cpu}, {os.cpu_count()} cores, {mem} GiB"
-
-
-def _commit() -> str:
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
 
 def render(data: dict) -> str:
     rows = data["records"]
@@ -539,7 +519,7 @@ def main() -> None:
         else:
             raise SystemExit(f"unknown part {part!r}")
         data["records"] = [r for r in data["records"] if part not in (r["part"], r.get("of"))] + new
-        data.update(commit=_commit(), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=_machine(),
+        data.update(commit=git_commit(ROOT), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=machine(),
                     llm=args.llm, embedder=args.embedder, max_new_tokens=args.max_new_tokens,
                     load={**data.get("load", {}), **load})
         atomic_write_json(path, data)

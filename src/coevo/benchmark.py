@@ -40,14 +40,12 @@ Config file (see bench/configs/*.toml; the tier is the file's stem)::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import fcntl
 import json
 import os
 import re
 import shlex
-import shutil
 import signal
 import statistics
 import subprocess
@@ -63,6 +61,7 @@ from typing import Any
 from .atomic import atomic_write_json, atomic_write_text, read_json
 from .config import METHODS, CoEvoConfig
 from .errors import CoevoError
+from .provenance import git_commit, machine
 
 DATASET_TASKS: dict[str, str] = {
     "bank77": "intent", "clinc_intent": "intent", "mtop_intent": "intent", "massive_intent": "intent",
@@ -641,7 +640,7 @@ def run_bench(
     units = _plan(config, _only(config, only), runs_root)
     done = {r.key: r for r in read_records(outcome.json_path) if r.status == "ok"}
     meta = ReportMeta.of(config)
-    stamp = _Stamp(root=root, machine=_machine())
+    stamp = _Stamp(root=root, machine=machine())
     for i, unit in enumerate(units, start=1):
         head = f"[{i}/{len(units)}] {unit.label()}"
         todo = [s for s in unit.seeds if not _is_done(done, unit, s)]
@@ -744,7 +743,7 @@ def _run_unit(unit: Unit, todo: Sequence[int], stamp: _Stamp, log, head: str) ->
     """Finish the unit's run (run, resume or read back), then recluster; yields records as they come."""
     base = dict(dataset=unit.dataset, method=unit.method, variant=unit.variant.name, seed_policy=unit.seed_policy,
                 run_dir=_shown(unit.run_dir), task=unit.task, n_texts=unit.n_texts, k=unit.k,
-                options=unit.options, commit=_commit(stamp.root), machine=stamp.machine)
+                options=unit.options, commit=git_commit(stamp.root), machine=stamp.machine)
     summary, wall, error = _finished_run(unit, log, head)
     if error is not None:
         log(f"{head} · seed {unit.seed}: FAILED: {error}")
@@ -896,39 +895,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _commit(root: Path) -> str:
-    """``git rev-parse --short HEAD``, plus ``-dirty`` when tracked files have uncommitted changes."""
-    try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--"], capture_output=True).returncode
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("-dirty" if dirty else "")
-
-
-def _machine() -> str:
-    """CPU model, cores, RAM (and GPUs when nvidia-smi is there), read from /proc."""
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    text = f"{cpu}, {os.cpu_count()} cores"
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-        text += f", {kib / 1024**2:.0f} GB RAM"
-    if shutil.which("nvidia-smi"):
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            gpus = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                                  capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
-            if gpus:
-                text += ", GPU " + "; ".join(g.strip() for g in gpus)
-    return text
-
-
 # ---------------------------------------------------------------------------------------------- recluster subprocess
 
 
@@ -942,7 +908,8 @@ def _recluster_main(argv: Sequence[str]) -> int:
     if len(argv) < 2:
         print("usage: python -m coevo.benchmark RUN_DIR SEED...", file=sys.stderr)
         return 2
-    from .pipeline import CoEvolution, peak_rss_mb
+    from .pipeline import CoEvolution
+    from .provenance import peak_rss_mb
 
     try:
         model = CoEvolution.load(argv[0])

@@ -1,8 +1,9 @@
 """Step 2 and 7: embed texts and interpretations, build the representation, run KMeans.
 
-KMeans is scikit-learn's below ``FAISS_ABOVE`` points and faiss's above it:
-``bench/speed.py`` measured the crossover (scikit-learn's Lloyd with several
-initialisations wins on small data; faiss wins by a wide margin at 100k+).
+KMeans is scikit-learn's below ``FAISS_ABOVE`` points and faiss's above it.
+faiss is the faster at every size ``bench/speed.py`` measures, by a wide margin
+from 100k points on; below that scikit-learn takes seconds at most, and we keep
+its k-means++ seeding (faiss seeds at random) where it costs so little.
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ interpretation that the clustering reads.
 from __future__ import annotations
 
 import gc
-import resource
 import shutil
 import sys
 import tempfile
@@ -48,6 +47,7 @@ from .errors import CoevoError
 from .guards import GuardStats, guard_stats, guard_violations
 from .metrics import evaluate
 from .prompts import system_prompt
+from .provenance import peak_rss_mb
 from .report import describe_clusters
 from .selection import select_pairs
 
@@ -56,10 +56,6 @@ STEPS = ("generate", "select", "dpo", "contrastive", "cluster")
 
 def step_seed(seed: int, round_index: int, step: str) -> int:
     return int(np.random.SeedSequence([seed, round_index, STEPS.index(step)]).generate_state(1)[0] % (2**31))
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class CoEvolution:

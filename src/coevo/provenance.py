@@ -1,0 +1,60 @@
+"""What a measurement was made with: the machine, the code's commit, the peak memory.
+
+Every result file of the benchmarks carries these beside its numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import subprocess
+from pathlib import Path
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory, in MiB.
+
+    VmHWM rather than ru_maxrss: on Linux a child inherits its parent's
+    ru_maxrss across fork and exec, so a small job started by a big process
+    would report the parent's peak; VmHWM starts afresh with the new program.
+    """
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def git_commit(root: Path) -> str:
+    """``git rev-parse --short HEAD``, plus ``-dirty`` when tracked files have uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--"], capture_output=True).returncode
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def machine() -> str:
+    """CPU model, cores, RAM (and GPUs when nvidia-smi is there), read from /proc."""
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    text = f"{cpu}, {os.cpu_count()} cores"
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+        text += f", {kib / 1024**2:.0f} GB RAM"
+    if shutil.which("nvidia-smi"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            gpus = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                                  capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
+            if gpus:
+                text += ", GPU " + "; ".join(g.strip() for g in gpus)
+    return text
