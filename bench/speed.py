@@ -280,7 +280,8 @@ def _round_one(n: int, llm: str, embedder: str, texts_per_pair: int = TEXTS_PER_
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if gpu else None}
 
 
-def part_rounds(sizes: list[int], llm: str, embedder: str) -> list[dict]:
+def part_rounds(sizes: list[int], llm: str, embedder: str, save=lambda rows: None) -> list[dict]:
+    """Each size is saved as soon as it is done (``save``): a point costs up to half an hour here."""
     rows = []
     for n in sizes:
         cmd = [sys.executable, __file__, "--round-one", str(n), "--llm", llm, "--embedder", embedder]
@@ -290,6 +291,7 @@ def part_rounds(sizes: list[int], llm: str, embedder: str) -> list[dict]:
         else:
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], file=sys.stderr)
+        save(rows)
     return rows
 
 
@@ -512,6 +514,21 @@ def main() -> None:
         write_report(data)
         return
     load = {}
+
+    def save(part: str, new: list[dict]) -> None:
+        """Replace the part's records; for the scaling parts only the sizes measured again."""
+        if part in ("rounds", "scale"):
+            redone = {(r["n"], r.get("path"), r.get("llm")) for r in new}
+            keep = [r for r in data["records"] if r["part"] != part or (r["n"], r.get("path"), r.get("llm")) not in redone]
+        else:
+            keep = [r for r in data["records"] if part not in (r["part"], r.get("of"))]
+        data["records"] = keep + new
+        data.update(commit=git_commit(ROOT), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=machine(),
+                    llm=args.llm, embedder=args.embedder, max_new_tokens=args.max_new_tokens,
+                    load={**data.get("load", {}), **load})
+        atomic_write_json(path, data)
+        write_report(data)
+
     for part in args.parts:
         load[part] = round(os.getloadavg()[0], 2)
         if part == "generation":
@@ -523,15 +540,10 @@ def main() -> None:
         elif part == "scale":
             new = part_scale(args.sizes, args.sklearn_max)
         elif part == "rounds":
-            new = part_rounds(args.round_sizes, args.llm, args.embedder)
+            new = part_rounds(args.round_sizes, args.llm, args.embedder, save=lambda rows: save("rounds", rows))
         else:
             raise SystemExit(f"unknown part {part!r}")
-        data["records"] = [r for r in data["records"] if part not in (r["part"], r.get("of"))] + new
-        data.update(commit=git_commit(ROOT), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=machine(),
-                    llm=args.llm, embedder=args.embedder, max_new_tokens=args.max_new_tokens,
-                    load={**data.get("load", {}), **load})
-        atomic_write_json(path, data)
-        write_report(data)
+        save(part, new)
         print(f"{part}: done", file=sys.stderr)
 
 
