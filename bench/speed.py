@@ -377,7 +377,9 @@ def render(data: dict) -> str:
         lines += ["## DPO (one epoch, batch 4, LoRA r 16 on all linear layers, sigmoid loss)", "",
                   "s/pair counts building the trainer (tokenizing, wrapping the model and, with precomputed "
                   "reference log-probabilities, the reference pass over every pair) and training; the training "
-                  "alone is beside it. A warm-up run goes first, so no variant pays for one-time set-up.", "",
+                  "alone is beside it. " + ("A warm-up run goes first, so no variant pays for one-time set-up."
+                  if all("train_seconds_per_pair" in r for r in dpo) else "These records predate the warm-up run: "
+                  "the first variant (the coevo row) also paid for one-time set-up such as lazy imports."), "",
                   "| settings | pairs | s/pair | of which training | speed-up vs TRL defaults | reward accuracy (last step) | loss (last step) |",
                   "|---|---|---|---|---|---|---|"]
         for r in dpo:
