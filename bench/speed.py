@@ -307,10 +307,10 @@ def _fits(rounds: list[dict]) -> dict[str, tuple[float, float]]:
     for stage in ("generate", "select", "dpo", "contrastive", "cluster"):
         units = np.array([r["pairs"] if stage == "dpo" else r["n"] for r in rounds], dtype=float)
         secs = np.array([r["seconds"].get(stage, 0.0) for r in rounds], dtype=float)
-        if len(set(units)) >= 2:
-            slope, fixed = np.polyfit(units, secs, 1)
-            fits[stage] = (max(float(fixed), 0.0), float(slope))
-        else:
+        slope, fixed = np.polyfit(units, secs, 1) if len(set(units)) >= 2 else (0.0, -1.0)
+        if fixed >= 0:
+            fits[stage] = (float(fixed), float(slope))
+        else:  # one size, or growth faster than linear: a line through the origin
             fits[stage] = (0.0, float(units @ secs / (units @ units)))
     return fits
 
