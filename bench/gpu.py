@@ -3,7 +3,7 @@
     python bench/gpu.py                          # Qwen2.5-Coder 0.5B and 1.5B, all 3,080 texts, default pairs
     python bench/gpu.py --texts 200 --llms smollm2-135m-instruct --out /tmp/gpu-check   # a quick check
 
-Each LLM runs in its own process (`bench/speed.py --round-one`), with an empty
+Each LLM runs in its own process (`bench/speed.py`'s rounds part), with an empty
 generation cache and the default settings of `coevo run` (no pair cap): the
 generation back end is whatever `auto` picks there (vLLM when installed).
 Figures are the pipeline's own step timings; peak GPU memory is torch's
@@ -13,8 +13,6 @@ allocator (vLLM's own pool is not in it).
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from speed import BANK77_TEXTS  # noqa: E402
+from speed import BANK77_TEXTS, part_rounds  # noqa: E402
 
 from coevo.atomic import atomic_write_json, atomic_write_text  # noqa: E402
 from coevo.provenance import git_commit, machine  # noqa: E402
@@ -57,14 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     records = []
     for llm in args.llms:
-        cmd = [sys.executable, str(ROOT / "bench" / "speed.py"), "--round-one", str(args.texts), "--llm", llm,
-               "--embedder", args.embedder, "--round-texts-per-pair", "0"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            records.append({"llm": llm, "skipped": " ".join(done.stderr.strip().splitlines()[-1:])})
-        else:
-            records.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(records[-1], file=sys.stderr)
+        records += part_rounds([args.texts], llm, args.embedder, texts_per_pair=0)  # 0: the default pairs, no cap
         data = {"records": records, "commit": git_commit(ROOT), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "machine": machine(), "texts": args.texts}
         args.out.mkdir(parents=True, exist_ok=True)

@@ -285,14 +285,16 @@ def _round_one(n: int, llm: str, embedder: str, texts_per_pair: int = TEXTS_PER_
             "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if gpu else None}
 
 
-def part_rounds(sizes: list[int], llm: str, embedder: str, save=lambda rows: None) -> list[dict]:
+def part_rounds(sizes: list[int], llm: str, embedder: str, save=lambda rows: None,
+                texts_per_pair: int = TEXTS_PER_PAIR) -> list[dict]:
     """Each size is saved as soon as it is done (``save``): a point costs up to half an hour here."""
     rows = []
     for n in sizes:
-        cmd = [sys.executable, __file__, "--round-one", str(n), "--llm", llm, "--embedder", embedder]
+        cmd = [sys.executable, __file__, "--round-one", str(n), "--llm", llm, "--embedder", embedder,
+               "--round-texts-per-pair", str(texts_per_pair)]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=3 * 3600)
         if done.returncode != 0:
-            rows.append({"part": "rounds", "n": n, "skipped": done.stderr.strip().splitlines()[-1:]})
+            rows.append({"part": "rounds", "n": n, "llm": llm, "skipped": " ".join(done.stderr.strip().splitlines()[-1:])})
         else:
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(rows[-1], file=sys.stderr)
