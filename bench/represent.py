@@ -7,12 +7,14 @@ KMeans seeds. Nothing is retrained; the runs are read, not changed.
 
 A row of `text+interp` reproduces the tier's own numbers (the runs were clustered that
 way); the `text` row of the same run shows what the joined interpretation mean changed.
+A run measured before is not measured again while its `summary.json` is unchanged, so the
+script can follow a tier that is still running.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import hashlib
 import os
 import sys
 import time
@@ -31,21 +33,28 @@ KINDS = ("text", "text+interp")
 METHODS = ("expand", "contrastive-only", "random-select", "no-dpo", "full")
 
 
-def measure(run_dir: Path, seeds: list[int]) -> dict:
+def summary_digest(run_dir: Path) -> str:
+    return hashlib.sha256((run_dir / "summary.json").read_bytes()).hexdigest()
+
+
+def measure(run_dir: Path, seeds: list[int], commit: str) -> dict:
     from coevo import CoEvolution
 
     model = CoEvolution.load(run_dir)
-    out = {}
+    out = {"summary_sha256": summary_digest(run_dir), "commit": commit, "seconds": 0.0}
+    started = time.perf_counter()
     for kind in KINDS:
         accs = [r["metrics"]["acc"] for r in model.recluster(seeds, represent=kind)]
         out[kind] = {"acc": accs, "mean": float(np.mean(accs)), "std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0}
+    out["seconds"] = time.perf_counter() - started
     return out
 
 
 def render(data: dict) -> str:
     lines = [f"# Text alone or text + interpretations: the `{data['tier']}` tier's runs, clustered both ways", "",
              "Written by `bench/represent.py`; do not edit by hand.", "",
-             f"- commit `{data['commit']}`, {data['date']}, machine: {data['machine']}; {data['seconds']:.0f} s",
+             f"- commits {', '.join(f'`{c}`' for c in data['commits'])}, last run {data['date']}, machine: {data['machine']}; "
+             f"{data['seconds']:.0f} s of measuring in all",
              f"- each finished run of seed 0 (its final LLM interpretations and embedder), KMeans seeds {data['seeds']}; "
              "ACC in %, mean ± std over the KMeans seeds",
              "- `text`: z = f(x); `text+interp`: z = normalise(f(x) + mean f(y)), the default the runs used", "",
@@ -78,25 +87,40 @@ def main() -> None:
     root = args.runs / args.tier / "default"
     if not root.is_dir():
         raise SystemExit(f"bench/represent.py: no runs under {root}; run `coevo bench bench/configs/{args.tier}.toml` first")
-    started = time.perf_counter()
+    out = ROOT / "docs" / "results" / f"represent-{args.tier}"
+    before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
+    if before.get("seeds") != args.seeds:
+        before = {}  # other KMeans seeds: nothing can be reused
+    commit = git_commit(ROOT)
+    tier_json = ROOT / "docs" / "results" / f"{args.tier}.json"
+    order = list(dict.fromkeys(r["dataset"] for r in read_json(tier_json))) if tier_json.exists() else []
     results: dict[str, dict] = {}
+
+    def save() -> None:
+        """Written after every measured run, so an interrupted pass keeps what it measured."""
+        ordered = {d: results[d] for d in sorted(results, key=lambda d: order.index(d) if d in order else len(order))}
+        cells = [r for by_method in ordered.values() for r in by_method.values()]
+        data = {"tier": args.tier, "commits": sorted({r["commit"] for r in cells}),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "machine": machine(), "seeds": args.seeds, "seconds": sum(r["seconds"] for r in cells),
+                "methods": [m for m in METHODS if any(m in r for r in ordered.values())], "results": ordered}
+        atomic_write_json(out.with_suffix(".json"), data)
+        atomic_write_text(out.with_suffix(".md"), render(data))
+
     for dataset_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for method in METHODS:
             run = dataset_dir / f"{method}-seed0"
-            if (run / "summary.json").is_file():
-                results.setdefault(dataset_dir.name, {})[method] = measure(run, args.seeds)
-                print(dataset_dir.name, method, {k: round(v["mean"], 1) for k, v in results[dataset_dir.name][method].items()},
-                      file=sys.stderr)
-    tier_json = ROOT / "docs" / "results" / f"{args.tier}.json"
-    order = list(dict.fromkeys(r["dataset"] for r in read_json(tier_json))) if tier_json.exists() else []
-    results = {d: results[d] for d in sorted(results, key=lambda d: order.index(d) if d in order else len(order))}
-    data = {"tier": args.tier, "commit": git_commit(ROOT), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": machine(), "seeds": args.seeds, "seconds": time.perf_counter() - started,
-            "methods": [m for m in METHODS if any(m in r for r in results.values())], "results": results}
-    out = ROOT / "docs" / "results" / f"represent-{args.tier}"
-    atomic_write_json(out.with_suffix(".json"), data)
-    atomic_write_text(out.with_suffix(".md"), render(data))
-
+            if not (run / "summary.json").is_file():
+                continue
+            old = before.get("results", {}).get(dataset_dir.name, {}).get(method)
+            if old is not None and old.get("summary_sha256") == summary_digest(run):
+                results.setdefault(dataset_dir.name, {})[method] = old
+                continue
+            results.setdefault(dataset_dir.name, {})[method] = measure(run, args.seeds, commit)
+            print(dataset_dir.name, method, {k: round(results[dataset_dir.name][method][k]["mean"], 1) for k in KINDS},
+                  file=sys.stderr)
+            save()
+    save()
 
 if __name__ == "__main__":
     main()
