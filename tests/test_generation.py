@@ -34,6 +34,19 @@ def test_shared_prefill_matches_plain_generate(interpreter):
     assert produced > 0
 
 
+def test_prefill_scores_no_prompt_position(interpreter):
+    """The LM head sees one position per row and step: the prefill only fills the cache."""
+    it = interpreter
+    seen = []
+    hook = it.model.get_output_embeddings().register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    try:
+        prompts = it.prompts(["my card never arrived", "how do i reset my password please"], "intent")
+        it._decode_batch(prompts, SamplingConfig(samples=2, temperature=0.0, max_new_tokens=3), seed=0)
+    finally:
+        hook.remove()
+    assert seen and all(shape[1] == 1 for shape in seen)
+
+
 def test_samples_order_seed_and_cache(interpreter, monkeypatch):
     it = interpreter
     texts = ["the parcel is late again", "cancel my plan", "app crashes on start"]

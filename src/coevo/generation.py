@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import inspect
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -150,6 +151,11 @@ class Interpreter:
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.tokenizer = tokenizer
         self._stop_ids = torch.cat([_newline_token_ids(tokenizer), _end_token_ids(self.model, tokenizer)]).unique().to(self.device)
+        # The prefill only fills the cache: its logits are never read. Left to the default, the
+        # LM head would score every prompt position over the whole vocabulary (64 prompts of
+        # 150 tokens x 152k words is gigabytes, and about a quarter of the prefill's arithmetic).
+        accepts = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        self._prefill_options = {"logits_to_keep": 1} if accepts else {}
 
     def prompts(self, texts: list[str], task: str, instruction: str | None = None) -> list[str]:
         return [
@@ -228,7 +234,8 @@ class Interpreter:
         m = sampling.samples
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
         cache = DynamicCache(config=self.model.config)
-        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], cache=cache, use_cache=True)
+        self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], cache=cache, use_cache=True,
+                   **self._prefill_options)
         cache.batch_repeat_interleave(m)
         rows = ids.shape[0] * m
         token = ids[:, -1].repeat_interleave(m)
