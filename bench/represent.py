@@ -37,11 +37,11 @@ def summary_digest(run_dir: Path) -> str:
     return hashlib.sha256((run_dir / "summary.json").read_bytes()).hexdigest()
 
 
-def measure(run_dir: Path, seeds: list[int], commit: str) -> dict:
+def measure(run_dir: Path, seeds: list[int], commit: str, digest: str) -> dict:
     from coevo import CoEvolution
 
     model = CoEvolution.load(run_dir)
-    out = {"summary_sha256": summary_digest(run_dir), "commit": commit, "seconds": 0.0}
+    out = {"summary_sha256": digest, "commit": commit, "seconds": 0.0}
     started = time.perf_counter()
     for kind in KINDS:
         accs = [r["metrics"]["acc"] for r in model.recluster(seeds, represent=kind)]
@@ -91,7 +91,7 @@ def main() -> None:
     before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
     if before.get("seeds") != args.seeds:
         before = {}  # other KMeans seeds: nothing can be reused
-    commit = git_commit(ROOT)
+    commit, where = git_commit(ROOT), machine()
     tier_json = ROOT / "docs" / "results" / f"{args.tier}.json"
     order = list(dict.fromkeys(r["dataset"] for r in read_json(tier_json))) if tier_json.exists() else []
     results: dict[str, dict] = {}
@@ -102,7 +102,7 @@ def main() -> None:
         cells = [r for by_method in ordered.values() for r in by_method.values()]
         data = {"tier": args.tier, "commits": sorted({r["commit"] for r in cells}),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": machine(), "seeds": args.seeds, "seconds": sum(r["seconds"] for r in cells),
+                "machine": where, "seeds": args.seeds, "seconds": sum(r["seconds"] for r in cells),
                 "methods": [m for m in METHODS if any(m in r for r in ordered.values())], "results": ordered}
         atomic_write_json(out.with_suffix(".json"), data)
         atomic_write_text(out.with_suffix(".md"), render(data))
@@ -113,10 +113,11 @@ def main() -> None:
             if not (run / "summary.json").is_file():
                 continue
             old = before.get("results", {}).get(dataset_dir.name, {}).get(method)
-            if old is not None and old.get("summary_sha256") == summary_digest(run):
+            digest = summary_digest(run)
+            if old is not None and old.get("summary_sha256") == digest:
                 results.setdefault(dataset_dir.name, {})[method] = old
                 continue
-            results.setdefault(dataset_dir.name, {})[method] = measure(run, args.seeds, commit)
+            results.setdefault(dataset_dir.name, {})[method] = measure(run, args.seeds, commit, digest)
             print(dataset_dir.name, method, {k: round(results[dataset_dir.name][method][k]["mean"], 1) for k in KINDS},
                   file=sys.stderr)
             save()
