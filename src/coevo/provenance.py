@@ -27,12 +27,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# What a benchmark writes while it runs (its result tables) and prose: a change there does
+# not change what was measured, so it does not make the stamp "-dirty".
+_NOT_CODE = (":(exclude)docs", ":(exclude,glob)**/*.md")
+
+
 def git_commit(root: Path) -> str:
-    """``git rev-parse --short HEAD``, plus ``-dirty`` when tracked files have uncommitted changes."""
+    """``git rev-parse --short HEAD``, plus ``-dirty`` when tracked code has uncommitted changes.
+
+    A bench rewrites ``docs/results`` after every cell, so counting those files
+    would stamp every cell after the first as dirty.
+    """
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--"], capture_output=True).returncode
+        dirty = subprocess.run(["git", "-C", str(root), "diff", "--quiet", "HEAD", "--", ".", *_NOT_CODE],
+                               capture_output=True).returncode
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("-dirty" if dirty else "")
