@@ -6,10 +6,13 @@
 Parts:
   generation   our shared-prefill sampler vs model.generate(num_return_sequences=M) at its
                best batch size; fp32 and bf16; tokens/s and texts/s.
-  dpo          seconds per pair with our DPO settings vs TRL's defaults (activation
-               checkpointing on, max_length 1024), and with precomputed reference
-               log-probabilities; reward accuracy and final loss beside each time.
+  dpo          seconds per pair with our DPO settings vs TRL's defaults (bf16 autocast,
+               activation checkpointing on, max_length 1024), in fp32, and with
+               precomputed reference log-probabilities; reward accuracy, margin and
+               final loss beside each time.
   embedding    sentences/s of encoding and pairs/s of the contrastive step.
+  kmeans       KMeans quality (ACC, inertia) and time, scikit-learn vs faiss, on the base
+               embedder's f(x) of three benchmark datasets.
   scale        posterior score and KMeans (scikit-learn vs faiss) on synthetic unit vectors
                (384-d) for 10k, 100k and 1M interpretations: time and peak memory, each
                measured in its own process.
@@ -159,10 +162,13 @@ def part_dpo(llm: str, n_pairs: int) -> list[dict]:
         wrong = labels[(labels.index(corpus.labels[i]) + 1 + int(rng.integers(len(labels) - 1))) % len(labels)]
         pairs.append(PreferencePair(i, corpus.labels[i].replace("_", " "), wrong.replace("_", " "), 1.0, 0.0))
     records = preference_records(corpus.texts, pairs, "intent", None)
+    # TRL's own defaults (DPOConfig) are bf16 autocast, activation checkpointing and max_length 1024.
     variants = {
-        "coevo (no activation checkpointing, max_length 256)": DPOSettings(),
+        "coevo (bf16 autocast, no activation checkpointing, max_length 256)": DPOSettings(),
+        "coevo in fp32": DPOSettings(bf16=False),
         "coevo + precomputed reference log-probs": DPOSettings(precompute_ref_log_probs=True),
-        "TRL defaults (activation checkpointing, max_length 1024)": DPOSettings(gradient_checkpointing=True, max_length=1024),
+        "TRL defaults (bf16 autocast, activation checkpointing, max_length 1024)":
+            DPOSettings(gradient_checkpointing=True, max_length=1024),
     }
     rows = []
     with tempfile.TemporaryDirectory() as out:  # warm-up: the first trainer pays for lazy imports and one-time set-up
@@ -175,6 +181,7 @@ def part_dpo(llm: str, n_pairs: int) -> list[dict]:
                      "seconds_per_pair": summary["seconds_per_pair_with_setup"],
                      "train_seconds_per_pair": summary["seconds_per_pair"],
                      "reward_accuracy_last": summary["reward_accuracy_last"],
+                     "reward_margin_last": summary["reward_margin_last"],
                      "loss_last": summary["loss_last"], "logp_chosen_last": summary["logp_chosen_last"]})
 
     def eight_pairs():
@@ -205,6 +212,41 @@ def part_embedding(embedder_name: str, n: int) -> list[dict]:
         {"part": "embedding", "path": f"contrastive MNRL ({embedder_name}, batch 32)", "items": len(pairs),
          "seconds": summary["train_seconds"], "per_s": summary["pairs_per_second"]},
     ]
+
+
+# --------------------------------------------------------------------------- kmeans quality
+
+def part_kmeans(embedder_name: str, datasets: list[str], seeds: int = 3) -> list[dict]:
+    """KMeans quality at the sizes of the benchmark datasets: faiss seeds at random, scikit-learn
+    with k-means++, both with 5 initialisations, on the same f(x); ACC against the gold labels
+    and the KMeans objective (inertia)."""
+    from coevo import models
+    from coevo.clustering import embed, kmeans
+    from coevo.data import load_corpus
+    from coevo.metrics import evaluate
+
+    embedder = models.load_embedder(embedder_name)
+    rows = []
+    for name in datasets:
+        path = TEXTS_FILE.parent / f"{name}.jsonl"
+        if not path.exists():
+            continue
+        corpus = load_corpus(str(path))
+        x = embed(embedder, corpus.texts, progress=False)
+        k = len(set(corpus.labels))
+        for backend in ("sklearn", "faiss"):
+            acc, inertia, seconds = [], [], []
+            for seed in range(seeds):
+                t0 = time.perf_counter()
+                result = kmeans(x, k, seed=seed, n_init=5, backend=backend)
+                seconds.append(time.perf_counter() - t0)
+                acc.append(evaluate(corpus.labels, result.labels)["acc"])
+                inertia.append(result.inertia)
+            rows.append({"part": "kmeans", "path": backend, "dataset": name, "n": len(x), "k": k, "seeds": seeds,
+                         "acc_mean": float(np.mean(acc)), "acc_std": float(np.std(acc, ddof=1)),
+                         "inertia_mean": float(np.mean(inertia)), "seconds_mean": float(np.mean(seconds))})
+            print(rows[-1], file=sys.stderr)
+    return rows
 
 
 # --------------------------------------------------------------------------- scale
@@ -377,23 +419,43 @@ def render(data: dict) -> str:
     if dpo:
         base = next((r for r in dpo if r["path"].startswith("TRL defaults")), dpo[0])
         lines += ["## DPO (one epoch, batch 4, LoRA r 16 on all linear layers, sigmoid loss)", "",
+                  f"{dpo[0]['pairs']} demo-data pairs (chosen: the text's label name, rejected: another label's). "
+                  "On a CPU, TRL's fused LM head scores every position of prompt and answer over the whole "
+                  "vocabulary (it keeps only the answer positions where Triton runs, i.e. on GPUs). "
                   "s/pair counts building the trainer (tokenizing, wrapping the model and, with precomputed "
                   "reference log-probabilities, the reference pass over every pair) and training; the training "
                   "alone is beside it. " + ("A warm-up run goes first, so no variant pays for one-time set-up."
                   if all("train_seconds_per_pair" in r for r in dpo) else "These records predate the warm-up run: "
                   "the first variant (the coevo row) also paid for one-time set-up such as lazy imports."), "",
-                  "| settings | pairs | s/pair | of which training | speed-up vs TRL defaults | reward accuracy (last step) | loss (last step) |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| settings | pairs | s/pair | of which training | speed-up vs TRL defaults | reward accuracy (last step) | reward margin (last step) | loss (last step) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in dpo:
             training = r.get("train_seconds_per_pair")
             lines.append(f"| {r['path']} | {r['pairs']} | {r['seconds_per_pair']:.2f} | "
                          f"{'-' if training is None else f'{training:.2f}'} | {base['seconds_per_pair'] / r['seconds_per_pair']:.2f}x | "
-                         f"{_num(r['reward_accuracy_last'])} | {_num(r['loss_last'])} |")
+                         f"{_num(r['reward_accuracy_last'])} | {_num(r.get('reward_margin_last'))} | {_num(r['loss_last'])} |")
         lines.append("")
     emb = [r for r in rows if r["part"] == "embedding"]
     if emb:
         lines += ["## Embedding and contrastive training", "", "| what | items | seconds | items/s |", "|---|---|---|---|"]
         lines += [f"| {r['path']} | {r['items']} | {r['seconds']:.1f} | {r['per_s']:.0f} |" for r in emb]
+        lines.append("")
+    kms = [r for r in rows if r["part"] == "kmeans"]
+    if kms:
+        from coevo.clustering import FAISS_ABOVE
+
+        lines += ["## KMeans quality at dataset sizes (f(x) of the base embedder, 5 initialisations)", "",
+                  f"scikit-learn seeds with k-means++, faiss at random; mean over {kms[0]['seeds']} seeds. `coevo run` "
+                  f"uses scikit-learn up to {FAISS_ABOVE:,} points and faiss above, where scikit-learn's time grows "
+                  "out of proportion (next table).", "",
+                  "| dataset | texts | K | scikit-learn ACC | faiss ACC | inertia, faiss / scikit-learn | seconds, scikit-learn | seconds, faiss |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name in dict.fromkeys(r["dataset"] for r in kms):
+            sk = next(r for r in kms if r["dataset"] == name and r["path"] == "sklearn")
+            fa = next(r for r in kms if r["dataset"] == name and r["path"] == "faiss")
+            lines.append(f"| {name} | {sk['n']:,} | {sk['k']} | {sk['acc_mean']:.1f} ± {sk['acc_std']:.1f} | "
+                         f"{fa['acc_mean']:.1f} ± {fa['acc_std']:.1f} | {fa['inertia_mean'] / sk['inertia_mean']:.3f} | "
+                         f"{sk['seconds_mean']:.1f} | {fa['seconds_mean']:.1f} |")
         lines.append("")
     scale = [r for r in rows if r["part"] == "scale"]
     if scale:
@@ -523,7 +585,7 @@ def _num(x) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", default=["generation", "dpo", "embedding", "scale", "rounds"])
+    parser.add_argument("--parts", nargs="+", default=["generation", "dpo", "embedding", "kmeans", "scale", "rounds"])
     parser.add_argument("--llm", default="qwen2.5-coder-0.5b-instruct")
     parser.add_argument("--embedder", default="all-MiniLM-L6-v2")
     parser.add_argument("--texts", type=int, default=32)
@@ -578,6 +640,8 @@ def main() -> None:
             new = part_embedding(args.embedder, 2000)
         elif part == "scale":
             new = part_scale(args.sizes, args.sklearn_max)
+        elif part == "kmeans":
+            new = part_kmeans(args.embedder, ["bank77", "massive_intent", "clinc_intent"])
         elif part == "rounds":
             new = part_rounds(args.round_sizes, args.llm, args.embedder, save=lambda rows: save("rounds", rows))
         else:

@@ -66,3 +66,22 @@ def test_contrastive_step_lowers_its_loss(tmp_path, demo_corpus):
     assert summary["steps"] > 0
     reloaded = models.load_embedder(str(tmp_path / "embedder"))
     assert loss_value(reloaded) < before
+
+
+def test_long_texts_are_cut_inside_the_prompt_so_the_answer_survives(demo_corpus):
+    from coevo.preference import fit_prompts
+
+    _, tokenizer = models.load_llm(TEST_LLM)
+    long_text = " ".join(demo_corpus.texts[:60])  # several hundred tokens
+    pairs = [PreferencePair(0, "card payment declined", "weather", 1.0, 0.0),
+             PreferencePair(1, "card payment declined", "weather", 1.0, 0.0)]
+    records = preference_records([long_text, demo_corpus.texts[0]], pairs, "intent", None)
+    fitted, cut = fit_prompts(records, tokenizer, max_length=128)
+    assert cut == 1
+    assert fitted[1] == records[1]  # a short text is left alone
+    long = fitted[0]
+    assert long_text.startswith(long["prompt"][-1]["content"][:200])  # the start of the text is kept
+    full = tokenizer.apply_chat_template(long["prompt"] + long["chosen"], tokenize=False)
+    ids = tokenizer(full, add_special_tokens=False)["input_ids"]
+    assert len(ids) <= 128
+    assert "card payment declined" in full  # the answer is whole
