@@ -471,7 +471,7 @@ def render(data: dict) -> str:
                                                      if "peak_before_mb" in r else "")))
             lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
         lines.append("")
-    rounds = [r for r in rows if r["part"] == "rounds" and "skipped" not in r]
+    rounds = sorted((r for r in rows if r["part"] == "rounds" and "skipped" not in r), key=lambda r: r["n"])
     if rounds:
         fits = _fits(rounds)
         lines += [f"## One `full` round against the number of texts", "",
@@ -558,7 +558,7 @@ def _targets(rows: list[dict]) -> list[str]:
             peak = max(post["peak_rss_mb"], km["peak_rss_mb"]) / 1024
             add(f"posterior + KMeans ({km['path']}) on {n:,} x 384", "< 5 min and < 8 GB", f"{total / 60:.1f} min, {peak:.1f} GB",
                 total < 300 and peak < 8, "" if total < 300 and peak < 8 else f"{total / 300:.1f}x the time, {peak / 8:.1f}x the memory")
-    rounds = [r for r in rows if r["part"] == "rounds" and "skipped" not in r]
+    rounds = sorted((r for r in rows if r["part"] == "rounds" and "skipped" not in r), key=lambda r: r["n"])
     if rounds:
         fits = _fits(rounds)
         pairs = BANK77_TEXTS // 2  # keep_fraction 0.5, no pair cap: the default of `coevo run`
@@ -651,7 +651,7 @@ def main() -> None:
 
 
 def write_report(data: dict) -> None:
-    rounds = [r for r in data["records"] if r["part"] == "rounds" and "skipped" not in r]
+    rounds = sorted((r for r in data["records"] if r["part"] == "rounds" and "skipped" not in r), key=lambda r: r["n"])
     if rounds:
         plot_rounds(rounds, OUT / "speed_rounds.png")
     atomic_write_text(OUT / "speed.md", render(data) + "\n")
