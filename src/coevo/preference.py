@@ -68,6 +68,11 @@ def preference_records(
     ]
 
 
+def autocast_bf16(settings: DPOSettings, device: torch.device) -> bool:
+    """Whether training runs its matrix products in bf16: asked for, and native on ``device``."""
+    return settings.bf16 and preferred_dtype(device) is torch.bfloat16
+
+
 def fit_prompts(records: list[dict], tokenizer, max_length: int) -> tuple[list[dict], int]:
     """Shorten the text inside each prompt so that prompt and answer fit in ``max_length`` tokens.
 
@@ -152,7 +157,7 @@ def train_dpo(
         report_to=[],
         seed=settings.seed,
         data_seed=settings.seed,
-        bf16=settings.bf16 and preferred_dtype(device) is torch.bfloat16,
+        bf16=autocast_bf16(settings, device),
         use_cpu=device.type == "cpu",
         disable_tqdm=not progress,
         dataloader_num_workers=0,
