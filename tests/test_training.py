@@ -85,3 +85,14 @@ def test_long_texts_are_cut_inside_the_prompt_so_the_answer_survives(demo_corpus
     ids = tokenizer(full, add_special_tokens=False)["input_ids"]
     assert len(ids) <= 128
     assert "card payment declined" in full  # the answer is whole
+
+
+def test_bf16_autocast_only_where_the_hardware_has_it(monkeypatch):
+    import coevo.preference as preference
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(preference, "preferred_dtype", lambda device: torch.bfloat16)
+    assert preference.autocast_bf16(DPOSettings(), cpu)
+    assert not preference.autocast_bf16(DPOSettings(bf16=False), cpu)
+    monkeypatch.setattr(preference, "preferred_dtype", lambda device: torch.float32)
+    assert not preference.autocast_bf16(DPOSettings(), cpu)
