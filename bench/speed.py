@@ -344,6 +344,11 @@ def part_rounds(sizes: list[int], llm: str, embedder: str, save=lambda rows: Non
     return rows
 
 
+def _measured_rounds(records: list[dict]) -> list[dict]:
+    """The rounds records that hold a measurement, smallest size first."""
+    return sorted((r for r in records if r["part"] == "rounds" and "skipped" not in r), key=lambda r: r["n"])
+
+
 def _fits(rounds: list[dict]) -> dict[str, tuple[float, float]]:
     """Per stage, a least-squares line through the sizes: (fixed seconds, seconds per text, or per pair
     for DPO). Loading models is the fixed part; with one size only, the line goes through the origin."""
@@ -471,7 +476,7 @@ def render(data: dict) -> str:
                                                      if "peak_before_mb" in r else "")))
             lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
         lines.append("")
-    rounds = sorted((r for r in rows if r["part"] == "rounds" and "skipped" not in r), key=lambda r: r["n"])
+    rounds = _measured_rounds(rows)
     if rounds:
         fits = _fits(rounds)
         lines += [f"## One `full` round against the number of texts", "",
@@ -558,7 +563,7 @@ def _targets(rows: list[dict]) -> list[str]:
             peak = max(post["peak_rss_mb"], km["peak_rss_mb"]) / 1024
             add(f"posterior + KMeans ({km['path']}) on {n:,} x 384", "< 5 min and < 8 GB", f"{total / 60:.1f} min, {peak:.1f} GB",
                 total < 300 and peak < 8, "" if total < 300 and peak < 8 else f"{total / 300:.1f}x the time, {peak / 8:.1f}x the memory")
-    rounds = sorted((r for r in rows if r["part"] == "rounds" and "skipped" not in r), key=lambda r: r["n"])
+    rounds = _measured_rounds(rows)
     if rounds:
         fits = _fits(rounds)
         pairs = BANK77_TEXTS // 2  # keep_fraction 0.5, no pair cap: the default of `coevo run`
@@ -651,7 +656,7 @@ def main() -> None:
 
 
 def write_report(data: dict) -> None:
-    rounds = sorted((r for r in data["records"] if r["part"] == "rounds" and "skipped" not in r), key=lambda r: r["n"])
+    rounds = _measured_rounds(data["records"])
     if rounds:
         plot_rounds(rounds, OUT / "speed_rounds.png")
     atomic_write_text(OUT / "speed.md", render(data) + "\n")
