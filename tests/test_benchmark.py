@@ -127,7 +127,8 @@ def test_shipped_configs_parse():
     cpu = load_bench_config(REPO / "bench" / "configs" / "cpu.toml")
     assert len(cpu.datasets) == 14 and len(cpu.cells) == 14 * 4 + 5 * 2 and cpu.sample == 600
     baseline = load_bench_config(REPO / "bench" / "configs" / "baseline.toml")
-    assert [v.settings["embedder"] for v in baseline.variants] == ["all-MiniLM-L6-v2", "all-mpnet-base-v2"]
+    assert [(v.settings["embedder"], v.settings["kmeans_init"]) for v in baseline.variants] == [
+        ("all-MiniLM-L6-v2", 50), ("all-mpnet-base-v2", 50), ("all-MiniLM-L6-v2", 5)]
 
 
 def test_dry_run_plans_every_cell_and_writes_nothing(tmp_path, data_dir):

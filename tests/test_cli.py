@@ -30,6 +30,7 @@ def coevo(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         (["run", "demo", "-k", "5", "--method", "magic"], "--method"),
         (["run", "demo", "-k", "5", "--density", "magic"], "--density"),
         (["run", "demo", "-k", "5", "--keep-fraction", "2"], "--keep-fraction"),
+        (["baseline", "demo", "-k", "5", "--kmeans-init", "0"], "--kmeans-init"),
         (["baseline", "demo", "-k", "5", "--embedder", "nobody/no-such-model-xyz"], "nobody/no-such-model-xyz"),
         (["run", "--resume", "/no/such/run"], "--resume"),
     ],

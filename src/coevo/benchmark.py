@@ -76,7 +76,7 @@ SEED_POLICIES: tuple[str, ...] = ("full", "recluster")
 
 SETTINGS: dict[str, type] = {
     "llm": str, "embedder": str, "rounds": int, "samples": int, "temperature": float, "max_new_tokens": int,
-    "density": str, "k_neighbors": int, "keep_fraction": float, "max_pairs": int, "represent": str,
+    "density": str, "k_neighbors": int, "keep_fraction": float, "max_pairs": int, "represent": str, "kmeans_init": int,
     "cache_dir": str, "trust_remote_code": bool, "generation_backend": str,
     "dpo_learning_rate": float, "dpo_beta": float, "dpo_sft_weight": float,
 }

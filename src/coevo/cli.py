@@ -69,6 +69,8 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
     typer.echo(f"\nresults: {model.run_dir_ / 'assignments.jsonl'}  summary: {model.run_dir_ / 'summary.json'}")
 
 
+KMEANS_INIT = CoEvoConfig.kmeans_init
+KMEANS_INIT_HELP = "KMeans restarts per clustering; the one with the lowest objective is kept."
 DATA_HELP = "Texts to cluster: a .jsonl/.csv/.tsv/.txt file, a Hugging Face dataset name, or 'demo' for the bundled demo data."
 
 
@@ -93,6 +95,7 @@ def run(
     keep_fraction: float = typer.Option(0.5, help="Share of preference pairs kept (largest margins)."),
     max_pairs: Optional[int] = typer.Option(None, help="At most this many DPO pairs per round (bounds DPO time)."),
     represent: str = typer.Option("text+interp", help=f"What KMeans clusters: {', '.join(REPRESENTS)}."),
+    kmeans_init: int = typer.Option(KMEANS_INIT, help=KMEANS_INIT_HELP),
     dpo_learning_rate: float = typer.Option(2e-5, help="Learning rate of the DPO step."),
     dpo_beta: float = typer.Option(0.1, help="DPO beta: higher keeps the LLM closer to the base model."),
     dpo_sft_weight: float = typer.Option(0.0, help="Weight of an NLL (SFT) term on the chosen answer; 0 = plain sigmoid DPO."),
@@ -126,7 +129,8 @@ def run(
         n_clusters=clusters, task=_choice("task", task, TASKS), instruction=instruction, method=_choice("method", method, METHODS),
         llm=llm, embedder=embedder, rounds=rounds, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
         density=_choice("density", density, DENSITIES), k_neighbors=k_neighbors, keep_fraction=keep_fraction,
-        max_pairs=max_pairs, represent=_choice("represent", represent, REPRESENTS), seed=seed, cache_dir=cache_dir,
+        max_pairs=max_pairs, represent=_choice("represent", represent, REPRESENTS), kmeans_init=kmeans_init,
+        seed=seed, cache_dir=cache_dir,
         dpo_learning_rate=dpo_learning_rate, dpo_beta=dpo_beta, dpo_sft_weight=dpo_sft_weight,
         trust_remote_code=trust_remote_code, generation_backend=_choice("generation-backend", generation_backend, GENERATION_BACKENDS),
     )
@@ -145,6 +149,7 @@ def baseline(
     clusters: int = typer.Option(..., "-k", "--clusters", help="Number of clusters K."),
     embedder: str = typer.Option(DEFAULT_EMBEDDER, help="Embedding model: a packaged name, a hub id or a local folder."),
     seed: int = typer.Option(0, help="Seed of KMeans."),
+    kmeans_init: int = typer.Option(KMEANS_INIT, help=KMEANS_INIT_HELP),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output folder (default: coevo-runs/<data>-kmeans-seed<seed>-<time>)."),
     sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept)."),
     text_field: str = typer.Option("text", help="Field (JSONL) or column (CSV/TSV) holding the text."),
@@ -162,7 +167,8 @@ def baseline(
         _quiet_libraries()
     corpus = _load(data, text_field, label_field, format, sample, seed)
     check_n_clusters(corpus, clusters)
-    config = CoEvoConfig(n_clusters=clusters, method="kmeans", embedder=embedder, seed=seed, cache_dir=cache_dir)
+    config = CoEvoConfig(n_clusters=clusters, method="kmeans", embedder=embedder, kmeans_init=kmeans_init, seed=seed,
+                         cache_dir=cache_dir)
     model = CoEvolution(config, run_dir=out or _default_out(data, "kmeans", seed), progress=not quiet).fit(corpus.texts, corpus.labels)
     _report(model, corpus.summary(), show)
 

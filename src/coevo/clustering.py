@@ -61,8 +61,13 @@ class KMeansResult:
     backend: str
 
 
-def kmeans(x: np.ndarray, n_clusters: int, *, seed: int = 0, n_init: int = 5, backend: str = "auto") -> KMeansResult:
-    """KMeans on unit vectors; the best of ``n_init`` seeded initialisations."""
+def kmeans(x: np.ndarray, n_clusters: int, *, seed: int, n_init: int, backend: str = "auto") -> KMeansResult:
+    """KMeans on unit vectors; the best of ``n_init`` seeded initialisations.
+
+    Restarts are cheap at the benchmark sizes and K of 50-150 leaves many local
+    optima: on Bank77 five restarts left a higher objective and a lower ACC
+    than fifty (docs/results/baseline.md compares the two).
+    """
     x = np.ascontiguousarray(x, dtype=np.float32)
     if backend == "auto":
         backend = "faiss" if len(x) > FAISS_ABOVE else "sklearn"

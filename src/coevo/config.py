@@ -67,7 +67,7 @@ class CoEvoConfig:
     contrastive_epochs: float = 1.0
     # clustering
     represent: str = "text+interp"
-    kmeans_init: int = 5
+    kmeans_init: int = 50  # KMeans restarts; the lowest objective wins (docs/results/baseline.md)
     # misc
     seed: int = 0
     trust_remote_code: bool = False
@@ -85,6 +85,7 @@ class CoEvoConfig:
         _positive("samples", self.samples)
         _positive("max-new-tokens", self.max_new_tokens)
         _positive("k-neighbors", self.k_neighbors)
+        _positive("kmeans-init", self.kmeans_init)
         if not 0.0 < self.keep_fraction <= 1.0:
             raise CoevoError(f"option --keep-fraction: must be in (0, 1], got {self.keep_fraction}")
         if self.max_pairs is not None and self.max_pairs < 1:
