@@ -207,11 +207,15 @@ def test_render_markdown_tables():
 
 def test_render_markdown_with_variants_labels_columns():
     records = [record("bank77", "kmeans", s, 40.0, variant=v) for v in ("minilm", "mpnet") for s in (0, 1, 2)]
-    meta = ReportMeta(tier="baseline", variants={"minilm": {"embedder": "a"}, "mpnet": {"embedder": "b"}},
+    meta = ReportMeta(tier="baseline", common={"kmeans_init": 50, "rounds": 2},
+                      variants={"minilm": {"embedder": "a", "kmeans_init": 50, "rounds": 2},
+                                "mpnet": {"embedder": "b", "kmeans_init": 5, "rounds": 2}},
                       methods=("kmeans",))
     text = render_markdown(records, meta)
     assert "| dataset | kmeans (minilm) | kmeans (mpnet) |" in text
-    assert "Variant `mpnet`: embedder `b`" in text and "beats" not in text
+    assert "Variant `mpnet`: embedder `b`, KMeans restarts `5`." in text and "beats" not in text
+    # a kmeans-only table reports the settings KMeans reads, and not the LLM's
+    assert "Settings of all variants: KMeans restarts `50`;" in text and "rounds" not in text
 
 
 # ------------------------------------------------------------------------------------------ end to end

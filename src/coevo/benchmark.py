@@ -106,7 +106,7 @@ def _effective(method: str, settings: Mapping[str, Any]) -> dict[str, Any]:
 DEFAULT_VARIANT = "default"
 METRICS: tuple[str, ...] = ("acc", "nmi", "ari")
 
-_EMBEDDER_SETTINGS = ("embedder", "cache_dir", "trust_remote_code")  # what matters without an LLM
+_NO_LLM_SETTINGS = ("embedder", "kmeans_init", "cache_dir", "trust_remote_code")  # what a kmeans-only table reports
 _TOP_KEYS = ("description", "data_dir", "datasets", "methods", "seeds", "seed_policy", "sample", "settings", "extra",
              "variants")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -440,7 +440,7 @@ def _header(ok: Sequence[Record], meta: ReportMeta, rows: Sequence[str], variant
     uses_llm = any(m != "kmeans" for m in methods)
 
     def relevant(settings: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in settings.items() if uses_llm or k in _EMBEDDER_SETTINGS}
+        return {k: v for k, v in settings.items() if uses_llm or k in _NO_LLM_SETTINGS}
 
     if len(variants) > 1:
         for name in variants:
@@ -467,7 +467,8 @@ def _header(ok: Sequence[Record], meta: ReportMeta, rows: Sequence[str], variant
 
 def _settings_text(settings: Mapping[str, Any]) -> str:
     names = {"llm": "LLM", "embedder": "embedder", "rounds": "rounds T", "samples": "samples per text M",
-             "max_pairs": "DPO pairs per round at most P", "keep_fraction": "kept pair fraction q"}
+             "max_pairs": "DPO pairs per round at most P", "keep_fraction": "kept pair fraction q",
+             "kmeans_init": "KMeans restarts"}
     return ", ".join(f"{names.get(k, k)} `{v}`" for k, v in settings.items())
 
 

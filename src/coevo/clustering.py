@@ -64,9 +64,9 @@ class KMeansResult:
 def kmeans(x: np.ndarray, n_clusters: int, *, seed: int, n_init: int, backend: str = "auto") -> KMeansResult:
     """KMeans on unit vectors; the best of ``n_init`` seeded initialisations.
 
-    Restarts are cheap at the benchmark sizes and K of 50-150 leaves many local
-    optima: on Bank77 five restarts left a higher objective and a lower ACC
-    than fifty (docs/results/baseline.md compares the two).
+    Restarts are cheap at the benchmark sizes, and K in the tens to hundreds
+    leaves many local optima: on most of the 14 benchmark datasets fifty
+    restarts gave a higher ACC than five (docs/results/baseline.md has both).
     """
     x = np.ascontiguousarray(x, dtype=np.float32)
     if backend == "auto":
