@@ -155,8 +155,10 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path, data_dir):
 # ------------------------------------------------------------------------------------------ records and report
 
 
-def record(dataset: str, method: str, seed: int, acc: float, status: str = "ok", variant: str = "default") -> Record:
-    return Record(dataset=dataset, method=method, variant=variant, seed=seed, status=status,
+def record(dataset: str, method: str, seed: int, acc: float, status: str = "ok", variant: str = "default",
+           options: dict | None = None) -> Record:
+    options = {"llm": "tiny", "rounds": 2} if options is None else options
+    return Record(dataset=dataset, method=method, variant=variant, seed=seed, status=status, options=options,
                   source="run" if seed == 0 else "recluster", seed_policy="recluster", run_dir="x", task="intent",
                   n_texts=100, k=10, acc=acc if status == "ok" else None, nmi=acc / 2 if status == "ok" else None,
                   ari=acc / 4 if status == "ok" else None, wall_s=60.0, peak_rss_mb=2048.0,
@@ -206,16 +208,30 @@ def test_render_markdown_tables():
 
 
 def test_render_markdown_with_variants_labels_columns():
-    records = [record("bank77", "kmeans", s, 40.0, variant=v) for v in ("minilm", "mpnet") for s in (0, 1, 2)]
-    meta = ReportMeta(tier="baseline", common={"kmeans_init": 50, "rounds": 2},
-                      variants={"minilm": {"embedder": "a", "kmeans_init": 50, "rounds": 2},
-                                "mpnet": {"embedder": "b", "kmeans_init": 5, "rounds": 2}},
-                      methods=("kmeans",))
+    variants = {"minilm": {"embedder": "a", "kmeans_init": 50, "rounds": 2},
+                "mpnet": {"embedder": "b", "kmeans_init": 5, "rounds": 2}}
+    records = [record("bank77", "kmeans", s, 40.0, variant=v, options=variants[v])
+               for v in ("minilm", "mpnet") for s in (0, 1, 2)]
+    meta = ReportMeta(tier="baseline", common={"kmeans_init": 50, "rounds": 2}, variants=variants, methods=("kmeans",))
     text = render_markdown(records, meta)
     assert "| dataset | kmeans (minilm) | kmeans (mpnet) |" in text
     assert "Variant `mpnet`: embedder `b`, KMeans restarts `5`." in text and "beats" not in text
     # a kmeans-only table reports the settings KMeans reads, and not the LLM's
     assert "Settings of all variants: KMeans restarts `50`;" in text and "rounds" not in text
+
+
+def test_render_leaves_out_records_asked_with_other_settings():
+    """A setting changed since a cell ran: its old numbers must not sit under today's settings."""
+    now = {"embedder": "a", "kmeans_init": 50}
+    records = [record("bank77", "kmeans", s, 60.0, variant="minilm", options=now) for s in (0, 1, 2)]
+    records += [record("goemo", "kmeans", s, 10.0, variant="minilm", options={**now, "kmeans_init": 5}) for s in (1, 2)]
+    records[-1].commit = "old1234"
+    meta = ReportMeta(tier="baseline", variants={"minilm": now}, methods=("kmeans",))
+    text = render_markdown(records, meta)
+    acc = text.split("## ACC (%)")[1].split("## NMI")[0]
+    assert "| bank77 | 60.0 ± 0.0 |" in acc and "goemo" not in acc
+    assert "## Stale cells" in text and "goemo · kmeans · seed 2 (commit old1234)" in text
+    assert "old1234" not in text.split("## ACC")[0]  # the header's commits are those of the reported cells
 
 
 # ------------------------------------------------------------------------------------------ end to end

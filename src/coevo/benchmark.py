@@ -365,9 +365,24 @@ class ReportMeta:
                    {v.name: v.settings for v in config.variants}, config.datasets, config.methods)
 
 
+_RUN_OPTIONS = ("task", "k", "sample", "seed_policy", "run_seed")  # in Unit.options besides the variant's settings
+
+
+def _stale(record: Record, meta: ReportMeta) -> bool:
+    """Whether a record was asked for other settings than its variant has now (the config or a
+    setting changed since it ran). It stays in the JSON until the next bench replaces it, but a
+    column headed by today's settings must not show it."""
+    wanted = meta.variants.get(record.variant)
+    if wanted is None:
+        return False
+    asked = {k: v for k, v in record.options.items() if k not in _RUN_OPTIONS}
+    return _effective(record.method, asked) != _effective(record.method, wanted)
+
+
 def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
     """The tier's report: header, one table per metric (mean ± std over seeds), cost, failures."""
-    ok = [r for r in records if r.status == "ok"]
+    stale = [r for r in records if r.status == "ok" and _stale(r, meta)]
+    ok = [r for r in records if r.status == "ok" and not _stale(r, meta)]
     rows = list(dict.fromkeys([*meta.datasets, *(r.dataset for r in records)]))
     variants = list(dict.fromkeys([*meta.variants, *(r.variant for r in records)]))
     methods = list(dict.fromkeys([*meta.methods, *(r.method for r in records)]))
@@ -388,6 +403,10 @@ def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
         lines += ["", "## Cost per run (wall time in minutes · peak memory in GB)", ""]
         lines += _cost_table(ok, rows, columns, label)
     lines += _rounds_table(ok, label)
+    if stale:
+        lines += ["", "## Stale cells (run with other settings; not in the tables, replaced by the next `coevo bench`)", ""]
+        lines += [f"- {r.dataset} · {label.get((r.method, r.variant), r.method)} · seed {r.seed} (commit {r.commit})"
+                  for r in stale]
     failed = [r for r in records if r.status != "ok"]
     if failed:
         lines += ["", "## Failed cells (retried by the next `coevo bench`)", ""]
