@@ -365,9 +365,6 @@ class ReportMeta:
                    {v.name: v.settings for v in config.variants}, config.datasets, config.methods)
 
 
-_RUN_OPTIONS = ("task", "k", "sample", "seed_policy", "run_seed")  # in Unit.options besides the variant's settings
-
-
 def _stale(record: Record, meta: ReportMeta) -> bool:
     """Whether a record was asked for other settings than its variant has now (the config or a
     setting changed since it ran). It stays in the JSON until the next bench replaces it, but a
@@ -375,14 +372,16 @@ def _stale(record: Record, meta: ReportMeta) -> bool:
     wanted = meta.variants.get(record.variant)
     if wanted is None:
         return False
-    asked = {k: v for k, v in record.options.items() if k not in _RUN_OPTIONS}
+    asked = {k: v for k, v in record.options.items() if k in SETTINGS}  # without the cell's own task, k, seed
     return _effective(record.method, asked) != _effective(record.method, wanted)
 
 
 def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
     """The tier's report: header, one table per metric (mean ± std over seeds), cost, failures."""
-    stale = [r for r in records if r.status == "ok" and _stale(r, meta)]
-    ok = [r for r in records if r.status == "ok" and not _stale(r, meta)]
+    ok, stale = [], []
+    for r in records:
+        if r.status == "ok":
+            (stale if _stale(r, meta) else ok).append(r)
     rows = list(dict.fromkeys([*meta.datasets, *(r.dataset for r in records)]))
     variants = list(dict.fromkeys([*meta.variants, *(r.variant for r in records)]))
     methods = list(dict.fromkeys([*meta.methods, *(r.method for r in records)]))
