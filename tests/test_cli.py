@@ -31,6 +31,8 @@ def coevo(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
         (["run", "demo", "-k", "5", "--density", "magic"], "--density"),
         (["run", "demo", "-k", "5", "--keep-fraction", "2"], "--keep-fraction"),
         (["baseline", "demo", "-k", "5", "--kmeans-init", "0"], "--kmeans-init"),
+        (["baseline", "demo", "-k", "5", "--show", "-1"], "--show"),
+        (["run", "demo", "-k", "5", "--show", "-1"], "--show"),
         (["baseline", "demo", "-k", "5", "--embedder", "nobody/no-such-model-xyz"], "nobody/no-such-model-xyz"),
         (["run", "--resume", "/no/such/run"], "--resume"),
     ],
@@ -86,6 +88,14 @@ def test_full_run_end_to_end(full_run):
     assert len(read_jsonl(full_run / "assignments.jsonl")) == 40
     stdout = (full_run / "stdout.txt").read_text()
     assert "clusters (largest first)" in stdout and "round  ACC" in stdout
+
+
+@pytest.mark.slow
+def test_resume_of_a_finished_run_reports_it_and_show_0_leaves_out_the_clusters(full_run):
+    result = coevo("run", "--resume", str(full_run), "--show", "0", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "round  ACC" in result.stdout
+    assert "clusters (largest first)" not in result.stdout and "cluster " not in result.stdout
 
 
 @pytest.mark.slow

@@ -29,6 +29,12 @@ def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _check_show(show: int) -> None:
+    """Checked before the run, so a typo does not surface only after hours of work."""
+    if show < 0:
+        raise CoevoError(f"option --show: must be 0 or more, got {show}")
+
+
 def _load(data: str, text_field: str, label_field: str, fmt: Optional[str], sample: Optional[int], seed: int):
     from .data import demo_path, load_corpus, stratified_sample
 
@@ -61,8 +67,9 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
 
     if corpus_line:
         typer.echo(corpus_line)
-    typer.echo(f"\n{len(model.clusters_)} clusters (largest first):\n")
-    typer.echo(format_clusters(model.clusters_, limit=max_clusters))
+    if max_clusters > 0:
+        typer.echo(f"\n{len(model.clusters_)} clusters (largest first):\n")
+        typer.echo(format_clusters(model.clusters_, limit=max_clusters))
     if model.summary_.get("metrics"):
         typer.echo("\nper round (ACC/NMI/ARI in %, against the gold labels):")
         typer.echo(format_metrics(model.history_))
@@ -108,13 +115,14 @@ def run(
     format: Optional[str] = typer.Option(None, "--format", help="Input format when the extension does not tell: jsonl, csv, tsv, txt."),
     cache_dir: Optional[str] = typer.Option(None, help="Model and generation cache (default $COEVO_CACHE or ~/.cache/coevo)."),
     trust_remote_code: bool = typer.Option(False, help="Allow models that ship their own Python code."),
-    show: int = typer.Option(20, help="Clusters to print at the end."),
+    show: int = typer.Option(20, help="Clusters to print at the end (0: none)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or step lines."),
 ) -> None:
     """Run the co-evolution method (or one of its baselines) and print the clusters."""
     from .data import check_n_clusters
     from .pipeline import CoEvolution
 
+    _check_show(show)
     if quiet:
         _quiet_libraries()
     if resume is not None:
@@ -156,13 +164,14 @@ def baseline(
     label_field: str = typer.Option("label", help="Field holding gold labels, if any ('' for none)."),
     format: Optional[str] = typer.Option(None, "--format", help="Input format when the extension does not tell: jsonl, csv, tsv, txt."),
     cache_dir: Optional[str] = typer.Option(None, help="Model cache (default $COEVO_CACHE or ~/.cache/coevo)."),
-    show: int = typer.Option(20, help="Clusters to print at the end."),
+    show: int = typer.Option(20, help="Clusters to print at the end (0: none)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
 ) -> None:
     """Plain "embed + KMeans": the reference every method is compared with."""
     from .data import check_n_clusters
     from .pipeline import CoEvolution
 
+    _check_show(show)
     if quiet:
         _quiet_libraries()
     corpus = _load(data, text_field, label_field, format, sample, seed)
