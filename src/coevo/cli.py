@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from .config import DEFAULT_EMBEDDER, DEFAULT_LLM, DENSITIES, GENERATION_BACKENDS, METHODS, REPRESENTS, TASKS, CoEvoConfig
+from .config import DENSITIES, GENERATION_BACKENDS, METHODS, REPRESENTS, TASKS, CoEvoConfig
 from .errors import CoevoError
 
 app = typer.Typer(
@@ -21,12 +21,6 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Cluster texts with an LLM and an embedding model that improve each other (EMNLP 2025 co-evolution method).",
 )
-
-
-def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise CoevoError(f"option --{name}: {value!r} is not one of {', '.join(allowed)}")
-    return value
 
 
 def _check_show(show: int) -> None:
@@ -76,7 +70,6 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
     typer.echo(f"\nresults: {model.run_dir_ / 'assignments.jsonl'}  summary: {model.run_dir_ / 'summary.json'}")
 
 
-KMEANS_INIT = CoEvoConfig.kmeans_init
 KMEANS_INIT_HELP = "KMeans restarts per clustering; the one with the lowest objective is kept."
 DATA_HELP = "Texts to cluster: a .jsonl/.csv/.tsv/.txt file, a Hugging Face dataset name, or 'demo' for the bundled demo data."
 
@@ -85,28 +78,29 @@ DATA_HELP = "Texts to cluster: a .jsonl/.csv/.tsv/.txt file, a Hugging Face data
 def run(
     data: Optional[str] = typer.Argument(None, help=DATA_HELP, show_default=False),
     clusters: Optional[int] = typer.Option(None, "-k", "--clusters", help="Number of clusters K."),
-    task: str = typer.Option("intent", help=f"What the LLM names: {', '.join(TASKS)}."),
+    task: str = typer.Option(CoEvoConfig.task, help=f"What the LLM names: {', '.join(TASKS)}."),
     instruction: Optional[str] = typer.Option(None, help="Your own instruction for the LLM, replacing the task's."),
-    method: str = typer.Option("full", help=f"The method or an ablation: {', '.join(METHODS)}."),
-    llm: str = typer.Option(DEFAULT_LLM, help="LLM: a packaged name, a hub id or a local folder."),
-    embedder: str = typer.Option(DEFAULT_EMBEDDER, help="Embedding model: a packaged name, a hub id or a local folder."),
-    rounds: int = typer.Option(3, help="Co-evolution rounds T."),
-    samples: int = typer.Option(4, help="Interpretations sampled per text (M)."),
-    temperature: float = typer.Option(0.8, help="Sampling temperature."),
-    max_new_tokens: int = typer.Option(20, help="Longest interpretation, in tokens."),
+    method: str = typer.Option(CoEvoConfig.method, help=f"The method or an ablation: {', '.join(METHODS)}."),
+    llm: str = typer.Option(CoEvoConfig.llm, help="LLM: a packaged name, a hub id or a local folder."),
+    embedder: str = typer.Option(CoEvoConfig.embedder, help="Embedding model: a packaged name, a hub id or a local folder."),
+    rounds: int = typer.Option(CoEvoConfig.rounds, help="Co-evolution rounds T."),
+    samples: int = typer.Option(CoEvoConfig.samples, help="Interpretations sampled per text (M)."),
+    temperature: float = typer.Option(CoEvoConfig.temperature, help="Sampling temperature."),
+    max_new_tokens: int = typer.Option(CoEvoConfig.max_new_tokens, help="Longest interpretation, in tokens."),
     generation_backend: str = typer.Option(
-        "auto", help=f"Decoder: {', '.join(GENERATION_BACKENDS)} (auto = vLLM on a CUDA GPU when installed, else torch)."
+        CoEvoConfig.generation_backend,
+        help=f"Decoder: {', '.join(GENERATION_BACKENDS)} (auto = vLLM on a CUDA GPU when installed, else torch).",
     ),
-    density: str = typer.Option("posterior", help=f"Density score: {', '.join(DENSITIES)}."),
-    k_neighbors: int = typer.Option(10, help="Neighbours for the knn and kde scores."),
-    keep_fraction: float = typer.Option(0.5, help="Share of preference pairs kept (largest margins)."),
+    density: str = typer.Option(CoEvoConfig.density, help=f"Density score: {', '.join(DENSITIES)}."),
+    k_neighbors: int = typer.Option(CoEvoConfig.k_neighbors, help="Neighbours for the knn and kde scores."),
+    keep_fraction: float = typer.Option(CoEvoConfig.keep_fraction, help="Share of preference pairs kept (largest margins)."),
     max_pairs: Optional[int] = typer.Option(None, help="At most this many DPO pairs per round (bounds DPO time)."),
-    represent: str = typer.Option("text+interp", help=f"What KMeans clusters: {', '.join(REPRESENTS)}."),
-    kmeans_init: int = typer.Option(KMEANS_INIT, help=KMEANS_INIT_HELP),
-    dpo_learning_rate: float = typer.Option(2e-5, help="Learning rate of the DPO step."),
-    dpo_beta: float = typer.Option(0.1, help="DPO beta: higher keeps the LLM closer to the base model."),
-    dpo_sft_weight: float = typer.Option(0.0, help="Weight of an NLL (SFT) term on the chosen answer; 0 = plain sigmoid DPO."),
-    seed: int = typer.Option(0, help="Seed of every random choice."),
+    represent: str = typer.Option(CoEvoConfig.represent, help=f"What KMeans clusters: {', '.join(REPRESENTS)}."),
+    kmeans_init: int = typer.Option(CoEvoConfig.kmeans_init, help=KMEANS_INIT_HELP),
+    dpo_learning_rate: float = typer.Option(CoEvoConfig.dpo_learning_rate, help="Learning rate of the DPO step."),
+    dpo_beta: float = typer.Option(CoEvoConfig.dpo_beta, help="DPO beta: higher keeps the LLM closer to the base model."),
+    dpo_sft_weight: float = typer.Option(CoEvoConfig.dpo_sft_weight, help="Weight of an NLL (SFT) term on the chosen answer; 0 = plain sigmoid DPO."),
+    seed: int = typer.Option(CoEvoConfig.seed, help="Seed of every random choice."),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (default: coevo-runs/<data>-<method>-seed<seed>-<time>)."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last finished step."),
     sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept)."),
@@ -134,13 +128,13 @@ def run(
     if clusters is None:
         raise CoevoError("option -k/--clusters is required: the number of clusters")
     config = CoEvoConfig(
-        n_clusters=clusters, task=_choice("task", task, TASKS), instruction=instruction, method=_choice("method", method, METHODS),
+        n_clusters=clusters, task=task, instruction=instruction, method=method,
         llm=llm, embedder=embedder, rounds=rounds, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
-        density=_choice("density", density, DENSITIES), k_neighbors=k_neighbors, keep_fraction=keep_fraction,
-        max_pairs=max_pairs, represent=_choice("represent", represent, REPRESENTS), kmeans_init=kmeans_init,
+        density=density, k_neighbors=k_neighbors, keep_fraction=keep_fraction,
+        max_pairs=max_pairs, represent=represent, kmeans_init=kmeans_init,
         seed=seed, cache_dir=cache_dir,
         dpo_learning_rate=dpo_learning_rate, dpo_beta=dpo_beta, dpo_sft_weight=dpo_sft_weight,
-        trust_remote_code=trust_remote_code, generation_backend=_choice("generation-backend", generation_backend, GENERATION_BACKENDS),
+        trust_remote_code=trust_remote_code, generation_backend=generation_backend,
     )
     corpus = _load(data, text_field, label_field, format, sample, seed)
     check_n_clusters(corpus, clusters)
@@ -155,9 +149,9 @@ def run(
 def baseline(
     data: str = typer.Argument(..., help=DATA_HELP, show_default=False),
     clusters: int = typer.Option(..., "-k", "--clusters", help="Number of clusters K."),
-    embedder: str = typer.Option(DEFAULT_EMBEDDER, help="Embedding model: a packaged name, a hub id or a local folder."),
-    seed: int = typer.Option(0, help="Seed of KMeans."),
-    kmeans_init: int = typer.Option(KMEANS_INIT, help=KMEANS_INIT_HELP),
+    embedder: str = typer.Option(CoEvoConfig.embedder, help="Embedding model: a packaged name, a hub id or a local folder."),
+    seed: int = typer.Option(CoEvoConfig.seed, help="Seed of KMeans."),
+    kmeans_init: int = typer.Option(CoEvoConfig.kmeans_init, help=KMEANS_INIT_HELP),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output folder (default: coevo-runs/<data>-kmeans-seed<seed>-<time>)."),
     sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept)."),
     text_field: str = typer.Option("text", help="Field (JSONL) or column (CSV/TSV) holding the text."),
