@@ -234,6 +234,28 @@ def test_render_leaves_out_records_asked_with_other_settings():
     assert "old1234" not in text.split("## ACC")[0]  # the header's commits are those of the reported cells
 
 
+def test_variant_methods_limit_its_columns(tmp_path, data_dir):
+    """A lever measured on one method adds that column only, not the whole grid again."""
+    body = GOOD + """
+[[variants]]
+name = "base"
+[[variants]]
+name = "gist"
+methods = ["full"]
+contrastive_loss = "gist"
+"""
+    config = load_bench_config(write_config(tmp_path, body, data_dir))
+    gist = next(v for v in config.variants if v.name == "gist")
+    assert gist.methods == ("full",) and gist.settings["contrastive_loss"] == "gist"
+    outcome = run_bench(config, dry_run=True, out_dir=tmp_path / "out", log=lambda m: None)
+    assert outcome.planned == 2 * 3 + 2 * 3 + 2 * 3  # base: 2 datasets x 2 methods; gist: 2 datasets x full
+    text = render_markdown([], ReportMeta.of(config))
+    assert "kmeans (gist)" not in text
+    bad = write_config(tmp_path, GOOD + '[[variants]]\nname = "x"\nmethods = ["expand"]\n', data_dir, "bad.toml")
+    with pytest.raises(CoevoError, match=r"variants\[0\]\.methods.*'expand'"):
+        load_bench_config(bad)
+
+
 # ------------------------------------------------------------------------------------------ end to end
 
 

@@ -36,6 +36,7 @@ Config file (see bench/configs/*.toml; the tier is the file's stem)::
     [[variants]]                 # optional: the whole grid per model setting
     name = "minilm"
     embedder = "all-MiniLM-L6-v2"
+    methods = ["kmeans"]         # optional: this variant runs only these methods of the grid
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ SETTINGS: dict[str, type] = {
     "density": str, "k_neighbors": int, "keep_fraction": float, "max_pairs": int, "represent": str, "kmeans_init": int,
     "cache_dir": str, "trust_remote_code": bool, "generation_backend": str,
     "dpo_learning_rate": float, "dpo_beta": float, "dpo_sft_weight": float,
+    "max_copy_rate": float, "guard_consolidation": bool, "contrastive_loss": str,
 }
 """Run settings a config may set: the options of ``coevo run`` that are the same for every cell
 (each cell runs through that command, so only its options can be varied)."""
@@ -90,7 +92,8 @@ _NO_EFFECT: dict[str, frozenset[str]] = {
 }
 _TRAINING = frozenset({"rounds", "density", "tau", "k_neighbors", "keep_fraction", "max_pairs", "max_copy_rate",
                        "dpo_learning_rate", "dpo_beta", "dpo_sft_weight", "dpo_batch_size", "dpo_epochs", "lora_r",
-                       "lora_alpha", "contrastive_batch_size", "contrastive_learning_rate", "contrastive_epochs"})
+                       "lora_alpha", "contrastive_batch_size", "contrastive_learning_rate", "contrastive_epochs",
+                       "guard_consolidation", "contrastive_loss"})
 _NEVER = frozenset({"cache_dir", "trust_remote_code", "generation_backend"})  # where and how, not what
 
 
@@ -127,6 +130,10 @@ class Variant:
 
     name: str
     settings: Mapping[str, Any]
+    methods: tuple[str, ...] | None = None  # the methods this variant runs; None: every method of the grid
+
+    def runs(self, method: str) -> bool:
+        return self.methods is None or method in self.methods
 
 
 @dataclass(frozen=True)
@@ -213,11 +220,15 @@ def load_bench_config(path: str | os.PathLike, *, data_dir: str | os.PathLike | 
             raise fail(f"{key}.name", "every variant needs a name of letters, digits, '-', '_' or '.'")
         if any(v.name == name for v in variants):
             raise fail(f"{key}.name", f"variant {name!r} is named twice")
-        variants.append(Variant(name, {**common, **_settings(table, key, fail)}))
+        own_methods = None
+        if "methods" in table:
+            own_methods = tuple(_names(table, "methods", all_methods, "method of the grid", fail, prefix=f"{key}."))
+            del table["methods"]
+        variants.append(Variant(name, {**common, **_settings(table, key, fail)}, own_methods))
     if not variants:
         variants = [Variant(DEFAULT_VARIANT, common)]
     for i, variant in enumerate(variants):
-        for method in all_methods:
+        for method in filter(variant.runs, all_methods):
             try:
                 CoEvoConfig(n_clusters=2, method=method, **variant.settings)
             except CoevoError as exc:
@@ -356,13 +367,15 @@ class ReportMeta:
     sample: int | None = None
     common: Mapping[str, Any] = field(default_factory=dict)
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name -> its settings
+    variant_methods: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)  # name -> methods it runs
     datasets: tuple[str, ...] = ()  # row order; datasets only in the records come after
     methods: tuple[str, ...] = ()  # column order; likewise
 
     @classmethod
     def of(cls, config: BenchConfig) -> "ReportMeta":
         return cls(config.tier, config.description, config.seed_policy, config.seeds, config.sample, config.common,
-                   {v.name: v.settings for v in config.variants}, config.datasets, config.methods)
+                   {v.name: v.settings for v in config.variants}, {v.name: v.methods for v in config.variants},
+                   config.datasets, config.methods)
 
 
 def _stale(record: Record, meta: ReportMeta) -> bool:
@@ -385,8 +398,10 @@ def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
     rows = list(dict.fromkeys([*meta.datasets, *(r.dataset for r in records)]))
     variants = list(dict.fromkeys([*meta.variants, *(r.variant for r in records)]))
     methods = list(dict.fromkeys([*meta.methods, *(r.method for r in records)]))
+    planned = {(m, v) for v in meta.variants for m in meta.methods if meta.variant_methods.get(v) is None
+               or m in meta.variant_methods[v]}
     columns = [(m, v) for v in variants for m in methods
-               if (m in meta.methods and v in meta.variants) or any((r.method, r.variant) == (m, v) for r in records)]
+               if (m, v) in planned or any((r.method, r.variant) == (m, v) for r in records)]
     label = {c: c[0] if len(variants) == 1 else f"{c[0]} ({c[1]})" for c in columns}
 
     lines = [f"# Benchmark: {meta.tier} tier", ""]
@@ -720,7 +735,7 @@ def _plan(config: BenchConfig, datasets: Sequence[str], runs_root: Path) -> list
                 except CoevoError as exc:
                     raise CoevoError(f"config {config.path}: dataset {dataset}: {exc}") from None
                 recluster = config.seeds[1:] if config.seed_policy == "recluster" else ()
-                for method in [m for d, m in config.cells if d == dataset]:
+                for method in [m for d, m in config.cells if d == dataset and variant.runs(m)]:
                     units.append(Unit(dataset, method, variant, seed, tuple(recluster),
                                       runs_root / variant.name / dataset / f"{method}-seed{seed}", data_file,
                                       DATASET_TASKS[dataset], used.n_labels, len(used), config.sample,

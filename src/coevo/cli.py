@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from .config import DENSITIES, GENERATION_BACKENDS, METHODS, REPRESENTS, TASKS, CoEvoConfig
+from .config import CONTRASTIVE_LOSSES, DENSITIES, GENERATION_BACKENDS, METHODS, REPRESENTS, TASKS, CoEvoConfig
 from .errors import CoevoError
 
 app = typer.Typer(
@@ -95,6 +95,15 @@ def run(
     k_neighbors: int = typer.Option(CoEvoConfig.k_neighbors, help="Neighbours for the knn and kde scores."),
     keep_fraction: float = typer.Option(CoEvoConfig.keep_fraction, help="Share of preference pairs kept (largest margins)."),
     max_pairs: Optional[int] = typer.Option(None, help="At most this many DPO pairs per round (bounds DPO time)."),
+    max_copy_rate: float = typer.Option(CoEvoConfig.max_copy_rate, help="A chosen answer may repeat at most this share of its text's words."),
+    guard_consolidation: bool = typer.Option(
+        CoEvoConfig.guard_consolidation,
+        help="Keep a trained LLM whose answers got fewer but still mark clusters (texts sharing an answer share a cluster).",
+    ),
+    contrastive_loss: str = typer.Option(
+        CoEvoConfig.contrastive_loss,
+        help=f"Contrastive loss: {', '.join(CONTRASTIVE_LOSSES)} (gist: the base embedder vetoes false negatives).",
+    ),
     represent: str = typer.Option(CoEvoConfig.represent, help=f"What KMeans clusters: {', '.join(REPRESENTS)}."),
     kmeans_init: int = typer.Option(CoEvoConfig.kmeans_init, help=KMEANS_INIT_HELP),
     dpo_learning_rate: float = typer.Option(CoEvoConfig.dpo_learning_rate, help="Learning rate of the DPO step."),
@@ -131,7 +140,8 @@ def run(
         n_clusters=clusters, task=task, instruction=instruction, method=method,
         llm=llm, embedder=embedder, rounds=rounds, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
         density=density, k_neighbors=k_neighbors, keep_fraction=keep_fraction,
-        max_pairs=max_pairs, represent=represent, kmeans_init=kmeans_init,
+        max_pairs=max_pairs, max_copy_rate=max_copy_rate, guard_consolidation=guard_consolidation,
+        contrastive_loss=contrastive_loss, represent=represent, kmeans_init=kmeans_init,
         seed=seed, cache_dir=cache_dir,
         dpo_learning_rate=dpo_learning_rate, dpo_beta=dpo_beta, dpo_sft_weight=dpo_sft_weight,
         trust_remote_code=trust_remote_code, generation_backend=generation_backend,

@@ -22,6 +22,7 @@ TASKS: tuple[str, ...] = ("intent", "type", "topic", "emotion", "domain")
 METHODS: tuple[str, ...] = ("kmeans", "expand", "contrastive-only", "random-select", "no-dpo", "full")
 DENSITIES: tuple[str, ...] = ("posterior", "knn", "kde")
 REPRESENTS: tuple[str, ...] = ("text", "text+interp")
+CONTRASTIVE_LOSSES: tuple[str, ...] = ("mnrl", "gist")
 GENERATION_BACKENDS: tuple[str, ...] = ("auto", "torch", "vllm")
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
@@ -53,6 +54,8 @@ class CoEvoConfig:
     keep_fraction: float = 0.5
     max_pairs: int | None = None
     max_copy_rate: float = 0.6  # a chosen answer may reuse at most this share of its text's words
+    # a fall in distinct answers is no collapse when texts that share an answer still share a cluster
+    guard_consolidation: bool = False
     # preference step (DPO)
     dpo_learning_rate: float = 2e-5
     dpo_beta: float = 0.1
@@ -65,6 +68,9 @@ class CoEvoConfig:
     contrastive_batch_size: int = 32
     contrastive_learning_rate: float = 2e-5
     contrastive_epochs: float = 1.0
+    # mnrl: every other pair of the batch is a negative; gist: the frozen base embedder vetoes negatives it finds
+    # closer to the anchor than the positive (GISTEmbedLoss), so same-class texts are not pushed apart
+    contrastive_loss: str = "mnrl"
     # clustering
     represent: str = "text+interp"
     kmeans_init: int = 50  # KMeans restarts; the lowest objective wins (docs/results/baseline.md)
@@ -79,6 +85,7 @@ class CoEvoConfig:
         _choice("density", self.density, DENSITIES)
         _choice("represent", self.represent, REPRESENTS)
         _choice("generation-backend", self.generation_backend, GENERATION_BACKENDS)
+        _choice("contrastive-loss", self.contrastive_loss, CONTRASTIVE_LOSSES)
         if self.n_clusters < 2:
             raise CoevoError(f"option -k/--clusters: must be at least 2, got {self.n_clusters}")
         _positive("rounds", self.rounds)

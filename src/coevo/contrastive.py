@@ -2,7 +2,12 @@
 interpretation belong together (sentence-transformers, MultipleNegativesRankingLoss).
 
 Other pairs of the batch are the negatives (InfoNCE), so a batch must not hold
-the same text or answer twice: the NO_DUPLICATES sampler sees to that. Pulling
+the same text or answer twice: the NO_DUPLICATES sampler sees to that. Where the
+classes are few (a 10-domain set holds about three texts of each class in a batch
+of 32), most of those negatives share the anchor's class and MNRL pushes them
+apart; ``loss="gist"`` uses GISTEmbedLoss with the frozen base embedder as its
+guide, which drops every in-batch negative the guide finds closer to the anchor
+than its positive. Pulling
 a text towards a cluster-informative interpretation of it moves texts of one
 cluster together, which is what clustering then reads from f(x).
 """
@@ -23,6 +28,7 @@ class ContrastiveSettings:
     learning_rate: float = 2e-5
     epochs: float = 1.0
     seed: int = 0
+    loss: str = "mnrl"  # or "gist" (needs a guide model)
 
 
 def train_contrastive(
@@ -32,13 +38,17 @@ def train_contrastive(
     output_dir: str | Path,
     *,
     settings: ContrastiveSettings = ContrastiveSettings(),
+    guide=None,
     progress: bool = True,
 ) -> dict:
-    """Fine-tune ``embedder`` in place on (anchor, positive) pairs and save it to ``output_dir``."""
+    """Fine-tune ``embedder`` in place on (anchor, positive) pairs and save it to ``output_dir``.
+
+    ``guide`` is the frozen model GISTEmbedLoss asks which negatives are false ones (``settings.loss == "gist"``).
+    """
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import GISTEmbedLoss, MultipleNegativesRankingLoss
 
     output_dir = Path(output_dir)
     torch.manual_seed(settings.seed)
@@ -60,9 +70,15 @@ def train_contrastive(
         dataloader_num_workers=0,
     )
     logging.getLogger("sentence_transformers").setLevel(logging.ERROR)
-    trainer = SentenceTransformerTrainer(
-        model=embedder, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(embedder)
-    )
+    if settings.loss == "gist":
+        if guide is None:
+            raise ValueError("the gist loss needs a guide model")
+        for parameter in guide.parameters():
+            parameter.requires_grad_(False)
+        loss = GISTEmbedLoss(embedder, guide)
+    else:
+        loss = MultipleNegativesRankingLoss(embedder)
+    trainer = SentenceTransformerTrainer(model=embedder, args=args, train_dataset=dataset, loss=loss)
     if not progress:
         from transformers.trainer_callback import PrinterCallback
 

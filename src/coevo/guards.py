@@ -70,10 +70,37 @@ class GuardLimits:
     max_length_change: float = 0.30  # relative to round 1, either way
 
 
-def guard_violations(first: GuardStats, now: GuardStats, limits: GuardLimits = GuardLimits()) -> list[str]:
-    """Human-readable reasons why ``now`` degraded against the untrained LLM's ``first`` round."""
+def answer_cluster_nmi(interpretations: list[list[str]], clusters) -> float:
+    """NMI (%) between the answers, each a class of its own, and the clusters of the texts that gave them.
+
+    Why: fewer distinct answers is a collapse when one answer is given to texts
+    of many clusters, and a consolidated label vocabulary when the texts that
+    share an answer share a cluster. NMI tells the two apart without labels:
+    a collapse lowers it (an answer says little about the cluster), and a long
+    tail of one-off answers lowers it too (the answers' entropy grows), so
+    only answers that mark clusters raise it.
+    """
+    from sklearn.metrics import normalized_mutual_info_score
+
+    answers, owners = [], []
+    for i, ys in enumerate(interpretations):
+        answers += [y.strip().lower() for y in ys]
+        owners += [int(clusters[i])] * len(ys)
+    if not answers:
+        return 0.0
+    return 100.0 * float(normalized_mutual_info_score(owners, answers))
+
+
+def guard_violations(first: GuardStats, now: GuardStats, limits: GuardLimits = GuardLimits(), *,
+                     consolidated: bool = False) -> list[str]:
+    """Human-readable reasons why ``now`` degraded against the untrained LLM's ``first`` round.
+
+    ``consolidated``: the answers mark the current clusters at least as well as round 1's did
+    (:func:`answer_cluster_nmi`), so a fall in distinct answers is not counted.
+    """
     problems = []
-    if first.distinct_share and now.distinct_share < first.distinct_share * (1 - limits.max_distinct_drop):
+    if (first.distinct_share and now.distinct_share < first.distinct_share * (1 - limits.max_distinct_drop)
+            and not consolidated):
         problems.append(f"distinct share fell {first.distinct_share:.1%} -> {now.distinct_share:.1%}")
     # Where the untrained LLM already sits above a limit, only a clear rise counts.
     copy_limit = max(limits.max_copy_rate, first.copy_rate + 0.02)

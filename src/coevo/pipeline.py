@@ -44,7 +44,7 @@ from .config import REPRESENTS, CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
 from .density import density_scores
 from .errors import CoevoError
-from .guards import GuardStats, guard_stats, guard_violations
+from .guards import GuardStats, answer_cluster_nmi, guard_stats, guard_violations
 from .metrics import evaluate
 from .prompts import system_prompt
 from .provenance import peak_rss_mb
@@ -230,7 +230,15 @@ class CoEvolution:
         info = {"adapter": adapter, "guards": stats.to_dict(), "tokens_per_second": tok_s, "backed_off": None}
         if r > 1 and adapter is not None:
             first = GuardStats(**read_json(self._round(1) / "generate.json")["guards"])
-            problems = guard_violations(first, stats)
+            if cfg.guard_consolidation:
+                clusters = [a["cluster"] for a in read_jsonl(self._round(r - 1) / "assignments.jsonl")]
+                marks = {"round1": answer_cluster_nmi(self._interpretations(1), clusters),
+                         "now": answer_cluster_nmi(interpretations, clusters)}
+                info["answer_cluster_nmi"] = marks
+                problems = guard_violations(first, stats, consolidated=marks["now"] >= marks["round1"])
+                info["waived"] = [p for p in guard_violations(first, stats) if p not in problems]
+            else:
+                problems = guard_violations(first, stats)
             if problems:
                 fallback = state["adapter_history"][-2] if len(state.get("adapter_history", [])) > 1 else None
                 self._warn(f"warning: round {r}: the trained LLM degraded ({'; '.join(problems)}); "
@@ -342,9 +350,11 @@ class CoEvolution:
         build = target.with_name(".embedder.tmp")
         shutil.rmtree(build, ignore_errors=True)
         settings = ContrastiveSettings(cfg.contrastive_batch_size, cfg.contrastive_learning_rate, cfg.contrastive_epochs,
-                                       step_seed(cfg.seed, r, "contrastive"))
+                                       step_seed(cfg.seed, r, "contrastive"), cfg.contrastive_loss)
+        guide = self._embedder(0) if cfg.contrastive_loss == "gist" else None
         summary = train_contrastive(embedder, [self.texts_[p["text_index"]] for p in positives],
-                                    [p["chosen"] for p in positives], build, settings=settings, progress=self.progress)
+                                    [p["chosen"] for p in positives], build, settings=settings, guide=guide,
+                                    progress=self.progress)
         shutil.rmtree(build / "_trainer", ignore_errors=True)
         atomic_publish_dir(build, target)
         atomic_write_json(self._round(r) / "contrastive.json", summary)
