@@ -80,14 +80,14 @@ SETTINGS: dict[str, type] = {
     "density": str, "k_neighbors": int, "keep_fraction": float, "max_pairs": int, "represent": str, "kmeans_init": int,
     "cache_dir": str, "trust_remote_code": bool, "generation_backend": str,
     "dpo_learning_rate": float, "dpo_beta": float, "dpo_sft_weight": float,
-    "max_copy_rate": float, "guard_consolidation": bool, "contrastive_loss": str,
+    "max_copy_rate": float, "guard_consolidation": bool, "contrastive_loss": str, "interp_weight": float,
 }
 """Run settings a config may set: the options of ``coevo run`` that are the same for every cell
 (each cell runs through that command, so only its options can be varied)."""
 
 _NO_EFFECT: dict[str, frozenset[str]] = {
     "kmeans": frozenset({"llm", "samples", "temperature", "top_p", "max_new_tokens", "generation_batch_size", "task",
-                         "instruction", "represent"}),
+                         "instruction", "represent", "interp_weight"}),
     "expand": frozenset(),
 }
 _TRAINING = frozenset({"rounds", "density", "tau", "k_neighbors", "keep_fraction", "max_pairs", "max_copy_rate",

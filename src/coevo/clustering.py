@@ -43,11 +43,12 @@ def mean_by_owner(vectors: np.ndarray, owner: np.ndarray, n_owners: int) -> tupl
     return normalize(sums), counts
 
 
-def represent(text_vectors: np.ndarray, interp_mean: np.ndarray | None, counts: np.ndarray | None = None) -> np.ndarray:
-    """z = normalise(f(x) + mean f(y)); a text without interpretations keeps f(x)."""
-    if interp_mean is None:
+def represent(text_vectors: np.ndarray, interp_mean: np.ndarray | None, counts: np.ndarray | None = None, *,
+              weight: float = 1.0) -> np.ndarray:
+    """z = normalise(f(x) + weight * mean f(y)); a text without interpretations keeps f(x)."""
+    if interp_mean is None or weight == 0:
         return normalize(text_vectors)
-    joint = text_vectors + interp_mean
+    joint = text_vectors + weight * interp_mean
     if counts is not None:
         joint = np.where((counts > 0)[:, None], joint, text_vectors)
     return normalize(joint)
@@ -86,3 +87,63 @@ def kmeans(x: np.ndarray, n_clusters: int, *, seed: int, n_init: int, backend: s
         km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(x)
         labels, centroids, inertia = km.labels_.astype(np.int64), km.cluster_centers_, float(km.inertia_)
     return KMeansResult(labels=labels, centroids=normalize(centroids), inertia=inertia, backend=backend)
+
+
+def interp_weight_criteria(text_vectors: np.ndarray, interp_mean: np.ndarray, counts: np.ndarray, n_clusters: int,
+                           weights, *, seed: int, n_init: int = 5, n_pairs: int = 5, share: float = 0.8) -> list[dict]:
+    """Label-free scores of the representation ``represent(..., weight=w)`` for each w in ``weights``.
+
+    ``stability``: mean ARI between KMeans runs on two random ``share`` subsamples, on the texts
+    both hold (the resampling stability of Ben-Hur et al. and Lange et al.): a weight at which
+    the clusters are a property of the data rather than of the sample scores high.
+    ``silhouette``: cosine silhouette of a KMeans clustering in that space.
+    ``consensus``: mean NMI of that clustering with the text-only and the interpretation-only
+    clusterings: how well it reconciles the two views.
+    """
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+
+    n = len(text_vectors)
+    rng = np.random.default_rng(seed)
+    subsets = [(np.sort(rng.choice(n, int(share * n), replace=False)), np.sort(rng.choice(n, int(share * n), replace=False)))
+               for _ in range(n_pairs)]
+    text_only = kmeans(normalize(text_vectors), n_clusters, seed=seed, n_init=n_init).labels
+    has = counts > 0
+    interp_only = kmeans(np.where(has[:, None], interp_mean, text_vectors), n_clusters, seed=seed, n_init=n_init).labels
+    out = []
+    for w in weights:
+        z = represent(text_vectors, interp_mean, counts, weight=w)
+        labels = kmeans(z, n_clusters, seed=seed, n_init=n_init).labels
+        aris = []
+        for j, (a, b) in enumerate(subsets):
+            la = kmeans(z[a], n_clusters, seed=seed + 1 + j, n_init=n_init).labels
+            lb = kmeans(z[b], n_clusters, seed=seed + 101 + j, n_init=n_init).labels
+            both, ia, ib = np.intersect1d(a, b, return_indices=True)
+            aris.append(adjusted_rand_score(la[ia], lb[ib]))
+        out.append({
+            "stability": float(np.mean(aris)),
+            "silhouette": float(silhouette_score(z, labels, metric="cosine")),
+            "consensus": float((normalized_mutual_info_score(text_only, labels)
+                                + normalized_mutual_info_score(interp_only, labels)) / 2),
+        })
+    return out
+
+
+INTERP_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+"""The weights ``represent="auto"`` chooses from (docs/results/represent-levers.md measured them)."""
+
+AUTO_CRITERION = "stability"
+
+
+def choose_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, counts: np.ndarray, n_clusters: int, *,
+                         seed: int) -> tuple[float, list[dict]]:
+    """The weight of the interpretation mean that the label-free criterion scores highest, and the curve.
+
+    Why: how much the interpretations should count differs by dataset (they lift the entity and
+    relation sets and blur the domain sets), and no fixed weight suits all; a tie goes to the
+    smaller weight, so the text decides when the interpretations add nothing measurable.
+    """
+    curve = interp_weight_criteria(text_vectors, interp_mean, counts, n_clusters, INTERP_WEIGHTS, seed=seed)
+    for w, point in zip(INTERP_WEIGHTS, curve):
+        point["weight"] = w
+    best = max(curve, key=lambda point: (round(point[AUTO_CRITERION], 6), -point["weight"]))
+    return best["weight"], curve

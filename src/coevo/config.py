@@ -16,12 +16,12 @@ from .errors import CoevoError
 Task = Literal["intent", "type", "topic", "emotion", "domain"]
 Method = Literal["kmeans", "expand", "contrastive-only", "random-select", "no-dpo", "full"]
 Density = Literal["posterior", "knn", "kde"]
-Represent = Literal["text", "text+interp"]
+Represent = Literal["text", "text+interp", "auto"]
 
 TASKS: tuple[str, ...] = ("intent", "type", "topic", "emotion", "domain")
 METHODS: tuple[str, ...] = ("kmeans", "expand", "contrastive-only", "random-select", "no-dpo", "full")
 DENSITIES: tuple[str, ...] = ("posterior", "knn", "kde")
-REPRESENTS: tuple[str, ...] = ("text", "text+interp")
+REPRESENTS: tuple[str, ...] = ("text", "text+interp", "auto")
 CONTRASTIVE_LOSSES: tuple[str, ...] = ("mnrl", "gist")
 GENERATION_BACKENDS: tuple[str, ...] = ("auto", "torch", "vllm")
 
@@ -72,7 +72,10 @@ class CoEvoConfig:
     # closer to the anchor than the positive (GISTEmbedLoss), so same-class texts are not pushed apart
     contrastive_loss: str = "mnrl"
     # clustering
+    # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); auto: interp_weight picked per run
+    # from INTERP_WEIGHTS by a label-free criterion (clustering.choose_interp_weight)
     represent: str = "text+interp"
+    interp_weight: float = 1.0
     kmeans_init: int = 50  # KMeans restarts; the lowest objective wins (docs/results/baseline.md)
     # misc
     seed: int = 0
@@ -97,6 +100,8 @@ class CoEvoConfig:
             raise CoevoError(f"option --keep-fraction: must be in (0, 1], got {self.keep_fraction}")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise CoevoError(f"option --max-pairs: must be at least 1, got {self.max_pairs}")
+        if not 0.0 <= self.interp_weight <= 10.0:
+            raise CoevoError(f"option --interp-weight: must be in [0, 10], got {self.interp_weight}")
         if self.temperature <= 0:
             raise CoevoError(f"option --temperature: must be above 0, got {self.temperature}")
         if self.method in ("random-select", "no-dpo", "full") and self.samples < 2:

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import models
 from .atomic import atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
-from .clustering import embed, kmeans, mean_by_owner, represent
+from .clustering import choose_interp_weight, embed, kmeans, mean_by_owner, represent
 from .config import REPRESENTS, CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
 from .density import density_scores
@@ -164,7 +164,7 @@ class CoEvolution:
         last = cfg.effective_rounds
         if represent not in (None, *REPRESENTS):
             raise CoevoError(f"represent must be one of {', '.join(REPRESENTS)}, got {represent!r}")
-        z, _ = self._representation(last, represent)
+        z, _, _ = self._representation(last, represent)
         results = []
         for seed in seeds:
             labels = kmeans(z, cfg.n_clusters, seed=step_seed(seed, last, "cluster"), n_init=cfg.kmeans_init).labels
@@ -363,7 +363,7 @@ class CoEvolution:
 
     def _cluster(self, r: int) -> None:
         cfg = self.config
-        z, (interpretations, interp_vec, owner) = self._representation(r)
+        z, (interpretations, interp_vec, owner), weight = self._representation(r)
         result = kmeans(z, cfg.n_clusters, seed=step_seed(cfg.seed, r, "cluster"), n_init=cfg.kmeans_init)
         clusters = describe_clusters(self.texts_, result.labels, z, interpretations, interp_vec, owner)
         atomic_write_jsonl(self._round(r) / "assignments.jsonl", [
@@ -371,7 +371,7 @@ class CoEvolution:
              **({"interpretations": interpretations[i]} if interpretations is not None else {})}
             for i, (t, c) in enumerate(zip(self.texts_, result.labels))
         ])
-        info = {"clusters": clusters, "kmeans_backend": result.backend}
+        info = {"clusters": clusters, "kmeans_backend": result.backend, **weight}
         if self.gold_ is not None:
             info["metrics"] = evaluate(self.gold_, result.labels)
             self._log(f"round {r}: ACC {info['metrics']['acc']:.1f}  NMI {info['metrics']['nmi']:.1f}  "
@@ -459,16 +459,33 @@ class CoEvolution:
                                     trust_remote_code=self.config.trust_remote_code)
 
     def _representation(self, r: int, kind: str | None = None):
-        """What KMeans clusters after round ``r``: f_r(x), joined with the mean f_r(y) when configured
-        (or when ``kind`` says so)."""
+        """What KMeans clusters after round ``r``: f_r(x), joined with the weighted mean f_r(y) when configured
+        (or when ``kind`` says so); also the interpretations and, as a dict for cluster.json, the weight used.
+
+        ``auto`` picks the weight once, at the round's cluster step, and reads it back from there later
+        (recluster, predict), so every clustering of a finished run sees the same representation.
+        """
         cfg = self.config
         kind = kind or cfg.represent
         interpretations = self._interpretations(r) if cfg.uses_llm else None
         text_vec, interp_vec, owner = self._embed_all(self._embedder(r), interpretations or [[] for _ in self.texts_])
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts_))
-        use_interp = interpretations is not None and kind == "text+interp"
-        z = represent(text_vec, interp_mean if use_interp else None, counts)
-        return z, (interpretations, interp_vec, owner)
+        weight: dict = {}
+        if interpretations is None or kind == "text":
+            w = 0.0
+        elif kind == "auto":
+            recorded = self._round(r) / "cluster.json"
+            if cfg.represent == "auto" and recorded.exists() and "interp_weight_curve" in read_json(recorded):
+                w = read_json(recorded)["interp_weight"]
+            else:
+                w, curve = choose_interp_weight(text_vec, interp_mean, counts, cfg.n_clusters,
+                                                seed=step_seed(cfg.seed, r, "cluster"))
+                weight = {"interp_weight": w, "interp_weight_curve": curve}
+                self._log(f"round {r}: interpretation weight {w:g} (label-free choice)")
+        else:
+            w = cfg.interp_weight
+        z = represent(text_vec, interp_mean, counts, weight=w)
+        return z, (interpretations, interp_vec, owner), weight or {"interp_weight": w}
 
     def _embed_all(self, embedder, interpretations: list[list[str]]):
         flat = [y for ys in interpretations for y in ys]

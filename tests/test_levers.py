@@ -1,0 +1,51 @@
+"""The method levers of issue 13 on synthetic data: each must do what its rule says, without labels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from coevo.clustering import choose_interp_weight, normalize, represent
+from coevo.guards import answer_cluster_nmi, guard_stats, guard_violations
+
+
+def _views(text_noise: float, interp_noise: float, n: int = 120, k: int = 4, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = normalize(rng.normal(size=(k, 64)))
+    truth = np.repeat(np.arange(k), n // k)
+    text = normalize(centres[truth] + text_noise * rng.normal(size=(n, 64)))
+    interp = normalize(centres[truth] + interp_noise * rng.normal(size=(n, 64)))
+    return text, interp, np.full(n, 4)
+
+
+def test_auto_weight_leans_on_the_text_when_interpretations_are_noise():
+    text, _, counts = _views(0.12, 0.0)
+    noise = normalize(np.random.default_rng(1).normal(size=text.shape))
+    weight, curve = choose_interp_weight(text, noise, counts, 4, seed=0)
+    assert weight == 0.0
+    assert [p["weight"] for p in curve] == [0.0, 0.25, 0.5, 1.0]
+
+
+def test_auto_weight_reads_interpretations_that_separate_what_the_text_blurs():
+    text, interp, counts = _views(0.5, 0.05)
+    weight, _ = choose_interp_weight(text, interp, counts, 4, seed=0)
+    assert weight > 0.0
+
+
+def test_represent_weight_zero_is_the_text_alone():
+    text, interp, counts = _views(0.2, 0.2)
+    assert np.allclose(represent(text, interp, counts, weight=0.0), text, atol=1e-6)
+    half = represent(text, interp, counts, weight=0.5)
+    assert np.allclose(half, normalize(text + 0.5 * interp), atol=1e-6)
+
+
+def test_consolidated_vocabulary_is_not_a_collapse():
+    texts = [f"text {i}" for i in range(40)]
+    clusters = [i % 4 for i in range(40)]
+    varied = [[f"answer {i} {j}" for j in range(2)] for i in range(40)]
+    vocabulary = [[f"label {i % 4} x"] * 2 for i in range(40)]  # one answer per cluster, same length
+    collapse = [["generic"] * 2 for _ in range(40)]
+    first, now = guard_stats(texts, varied, "prompt"), guard_stats(texts, vocabulary, "prompt")
+    assert answer_cluster_nmi(vocabulary, clusters) > answer_cluster_nmi(varied, clusters)
+    assert answer_cluster_nmi(collapse, clusters) < answer_cluster_nmi(varied, clusters)
+    assert any("distinct" in p for p in guard_violations(first, now))
+    assert not guard_violations(first, now, consolidated=True)
