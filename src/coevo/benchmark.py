@@ -831,10 +831,12 @@ def _finished_run(unit: Unit, log, head: str) -> tuple[dict | None, float | None
 def _config_mismatch(unit: Unit) -> str:
     """How the settings of an existing run folder differ from the unit's; empty when they agree."""
     try:
-        stored = read_json(unit.run_dir / "config.json")
+        # A folder made before a setting existed ran with that setting's default (a new setting's
+        # default keeps the old behaviour), which is also what --resume reads it as.
+        stored = CoEvoConfig.from_dict(read_json(unit.run_dir / "config.json")).to_dict()
         with open(unit.run_dir / "data.jsonl", encoding="utf-8") as handle:
             n_texts = sum(1 for line in handle if line.strip())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, CoevoError) as exc:
         return f"unreadable config.json or data.jsonl: {exc}"
     expected = _effective(unit.method, unit.expected_config())
     diffs = [f"{k} {stored.get(k)!r}, expected {v!r}" for k, v in expected.items() if stored.get(k) != v]
