@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import threading
 import time
 import zipfile
@@ -263,6 +264,19 @@ def test_model_fingerprint(tmp_path):
     assert models.model_fingerprint(str(folder)) == first
     (folder / "model.safetensors").write_bytes(b"trained")
     assert models.model_fingerprint(str(folder)) != first
+
+
+def test_adapter_fingerprint_leaves_out_where_the_base_model_lies(tmp_path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"lora")
+    prints = []
+    for base in ("/one/cache/models/smollm2", "/other/cache/models/smollm2"):
+        (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base, "r": 16}))
+        prints.append(models.model_fingerprint(str(adapter)))
+    assert prints[0] == prints[1]
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base, "r": 8}))
+    assert models.model_fingerprint(str(adapter)) != prints[0]
 
 
 @pytest.mark.slow

@@ -265,6 +265,9 @@ class Interpreter:
         return [texts[j * m : (j + 1) * m] for j in range(len(prompts))], produced
 
     def _cache_key(self, prompts: list[str], sampling: SamplingConfig) -> str:
+        """The batch's cache entry and also its sampler's seed, so it must not change with the
+        cache folder or the machine, or a rerun from an empty cache would draw other answers
+        (models.model_fingerprint says what it hashes)."""
         fields = {"model": self.fingerprint, "dtype": str(self.dtype), "sampling": asdict(sampling), "prompts": prompts}
         if self.backend != "torch":  # another sampler draws other answers from the same seed
             fields["backend"] = self.backend

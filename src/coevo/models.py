@@ -232,7 +232,8 @@ def model_fingerprint(name_or_path: str) -> str:
 
     Packaged model: its name and pinned hash. Local folder: a hash over its
     weight and config files (contents below 200 MB, else name, size and
-    modification time, to stay fast). Anything else: the name itself.
+    modification time, to stay fast; so a copy of such a folder samples other
+    answers, see ``Interpreter._cache_key``). Anything else: the name itself.
     """
     entry = PACKAGED_MODELS.get(name_or_path)
     if entry is not None:
@@ -263,11 +264,19 @@ def model_fingerprint(name_or_path: str) -> str:
 
 def _canonical_json(path: Path) -> str:
     """JSON with sorted keys and sorted string lists: PEFT writes ``target_modules``
-    from a set, in an order that changes from process to process."""
+    from a set, in an order that changes from process to process.
+
+    PEFT also records the base model's absolute path in an adapter's config,
+    and for a packaged LLM that path lies inside the cache folder. Generation
+    seeds its sampler from a key that holds this fingerprint, so with the path
+    hashed the same run drew other answers from another cache folder or home.
+    The path is left out: it names no weights of the adapter, and the base
+    model is fingerprinted on its own beside it.
+    """
 
     def canon(value):
         if isinstance(value, dict):
-            return {key: canon(item) for key, item in value.items()}
+            return {key: canon(item) for key, item in value.items() if key != "base_model_name_or_path"}
         if isinstance(value, list):
             items = [canon(item) for item in value]
             return sorted(items) if all(isinstance(item, str) for item in items) else items
