@@ -7,11 +7,12 @@ run) sees either the old file or the complete new one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,25 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> Path:
     lines = [json.dumps(row, ensure_ascii=False, default=_json_default) for row in rows]
     return atomic_write_text(path, "".join(line + "\n" for line in lines))
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file beside ``path`` for writers that want a file name (pandas) or write
+    a long stream (predictions); it replaces ``path`` only if the block ends without error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -60,6 +60,7 @@ class KMeansResult:
     centroids: np.ndarray  # unit length
     inertia: float
     backend: str
+    centers: np.ndarray | None = None  # as KMeans left them: each label is the nearest of these (Euclidean)
 
 
 def kmeans(x: np.ndarray, n_clusters: int, *, seed: int, n_init: int, backend: str = "auto") -> KMeansResult:
@@ -86,7 +87,8 @@ def kmeans(x: np.ndarray, n_clusters: int, *, seed: int, n_init: int, backend: s
 
         km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(x)
         labels, centroids, inertia = km.labels_.astype(np.int64), km.cluster_centers_, float(km.inertia_)
-    return KMeansResult(labels=labels, centroids=normalize(centroids), inertia=inertia, backend=backend)
+    return KMeansResult(labels=labels, centroids=normalize(centroids), inertia=inertia, backend=backend,
+                        centers=np.asarray(centroids, dtype=np.float32))
 
 
 def interp_weight_criteria(text_vectors: np.ndarray, interp_mean: np.ndarray, counts: np.ndarray, n_clusters: int,

@@ -97,28 +97,16 @@ def load_corpus(
     shrunken gold set would mislead.
     """
     source = str(source)
-    path = Path(source).expanduser()
-    if format is not None and format not in FORMATS:
-        raise CoevoError(f"data '{source}': unknown format {format!r}; use one of {', '.join(FORMATS)}")
-    if not path.exists():
-        if format is None and _looks_like_hf_name(source):
-            return _build(_hf_rows(source, split, text_field, label_field), source, label_field, unit="row")
-        raise CoevoError(f"data '{source}': file not found; check the path")
-    if path.is_dir():
-        raise CoevoError(f"data '{source}': is a folder, not a file; {_GIVE_A_FILE}")
-    fmt = format or _EXTENSIONS.get(path.suffix.lower())
-    if fmt is None:
-        raise CoevoError(
-            f"data '{source}': unknown extension {path.suffix or '(none)'!r}; "
-            f"rename it to .jsonl/.csv/.tsv/.txt or give the format ({', '.join(FORMATS)})"
-        )
+    path, fmt = _resolve(source, format)
+    if path is None:
+        return _build(_hf_rows(source, split, text_field, label_field), source, label_field, unit="row")
     text = _read_utf8(path, source)
     if fmt == "jsonl":
-        rows = _jsonl_rows(text, source, text_field, label_field)
+        rows = _jsonl_rows(_lines(text), source, text_field, label_field)
     elif fmt == "txt":
         rows = ((n, line, _MISSING) for n, line in enumerate(_lines(text), start=1))
     else:
-        rows = _table_rows(text, source, text_field, label_field, "\t" if fmt == "tsv" else ",")
+        rows = _table_rows(io.StringIO(text, newline="\n"), source, text_field, label_field, "\t" if fmt == "tsv" else ",")
     return _build(rows, source, label_field)
 
 
@@ -169,6 +157,26 @@ def demo_path() -> Path:
     return Path(__file__).parent / "demo" / "support_requests.jsonl"
 
 
+def _resolve(source: str, format: str | None) -> tuple[Path | None, str]:
+    """The file and its format, or no file for a Hugging Face dataset name."""
+    path = Path(source).expanduser()
+    if format is not None and format not in FORMATS:
+        raise CoevoError(f"data '{source}': unknown format {format!r}; use one of {', '.join(FORMATS)}")
+    if not path.exists():
+        if format is None and _looks_like_hf_name(source):
+            return None, "hf"
+        raise CoevoError(f"data '{source}': file not found; check the path")
+    if path.is_dir():
+        raise CoevoError(f"data '{source}': is a folder, not a file; {_GIVE_A_FILE}")
+    fmt = format or _EXTENSIONS.get(path.suffix.lower())
+    if fmt is None:
+        raise CoevoError(
+            f"data '{source}': unknown extension {path.suffix or '(none)'!r}; "
+            f"rename it to .jsonl/.csv/.tsv/.txt or give the format ({', '.join(FORMATS)})"
+        )
+    return path, fmt
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
@@ -200,8 +208,8 @@ def _lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in lines]
 
 
-def _jsonl_rows(text: str, source: str, text_field: str, label_field: str | None) -> Iterator[tuple]:
-    for n, line in enumerate(_lines(text), start=1):
+def _jsonl_rows(lines: Iterable[str], source: str, text_field: str, label_field: str | None) -> Iterator[tuple]:
+    for n, line in enumerate(lines, start=1):
         if not line.strip():
             yield n, "", _MISSING
             continue
@@ -232,9 +240,10 @@ def _jsonl_rows(text: str, source: str, text_field: str, label_field: str | None
         yield n, value, _MISSING if label is None else label
 
 
-def _table_rows(text: str, source: str, text_field: str, label_field: str | None, delimiter: str) -> Iterator[tuple]:
+def _table_rows(lines: Iterable[str], source: str, text_field: str, label_field: str | None, delimiter: str) -> Iterator[tuple]:
+    """``lines`` keep their line ends, so quoted texts may span lines."""
     kind = "TSV" if delimiter == "\t" else "CSV"
-    reader = csv.reader(io.StringIO(text, newline="\n"), delimiter=delimiter, strict=True)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     start = 1
     try:
         header = next(reader, None)
@@ -307,7 +316,7 @@ def _build(rows: Iterable[tuple], source: str, label_field: str | None, unit: st
     line_nos: list[int] = []
     n_blank = 0
     for n, raw, label in rows:
-        text = _LINE_BREAK.sub(" ", raw.strip())
+        text = _clean(raw)
         if not text:
             n_blank += 1
             continue
@@ -331,6 +340,10 @@ def _build(rows: Iterable[tuple], source: str, label_field: str | None, unit: st
     return Corpus(texts, [str(label) for label in labels], source, n_blank)
 
 
+def _clean(raw: str) -> str:
+    return _LINE_BREAK.sub(" ", raw.strip())
+
+
 def _json_type(value: Any) -> str:
     if value is None:
         return "null"
@@ -342,3 +355,78 @@ def _json_type(value: Any) -> str:
 
 def _names(obj: dict) -> str:
     return ", ".join(map(str, obj)) or "none"
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int  # line (or row) of the input where the text starts
+    text: str
+    label: str | None
+
+
+class TextStream:
+    """The texts of a file read lazily, for inputs too big to hold (``coevo predict``).
+
+    Same formats, cleaning and one-line errors as :func:`load_corpus`, except
+    that a label is passed through per row (rows without one are fine), since
+    nothing is scored. Blank texts are skipped and counted in ``n_blank_skipped``.
+    A Hugging Face dataset name works too, but is loaded whole.
+    """
+
+    def __init__(self, source: str, *, text_field: str = "text", label_field: str | None = "label",
+                 format: str | None = None, split: str = "train"):
+        self.source, self.text_field, self.label_field, self.split = str(source), text_field, label_field, split
+        self.n_blank_skipped = 0
+        self.path, self.format = _resolve(self.source, format)
+
+    def estimate(self) -> int | None:
+        """Lines in the file (a progress bar's total), counted without decoding; None for a dataset."""
+        if self.path is None:
+            return None
+        with open(self.path, "rb") as handle:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        return max(lines - (self.format in ("csv", "tsv")), 0)
+
+    def __iter__(self) -> Iterator[Row]:
+        self.n_blank_skipped = 0
+        if self.path is None:
+            rows = _hf_rows(self.source, self.split, self.text_field, self.label_field)
+        elif self.format == "jsonl":
+            rows = _jsonl_rows(self._lines(keep_ends=False), self.source, self.text_field, self.label_field)
+        elif self.format == "txt":
+            rows = ((n, line, _MISSING) for n, line in enumerate(self._lines(keep_ends=False), start=1))
+        else:
+            rows = _table_rows(self._lines(keep_ends=True), self.source, self.text_field, self.label_field,
+                               "\t" if self.format == "tsv" else ",")
+        for n, raw, label in rows:
+            text = _clean(raw)
+            if not text:
+                self.n_blank_skipped += 1
+                continue
+            yield Row(n, text, None if label is _MISSING else str(label))
+
+    def batches(self, size: int) -> Iterator[list[Row]]:
+        batch: list[Row] = []
+        for row in self:
+            batch.append(row)
+            if len(batch) == size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _lines(self, keep_ends: bool) -> Iterator[str]:
+        """Decoded one line at a time; only a line feed ends a line, as in :func:`load_corpus`."""
+        assert self.path is not None
+        with open(self.path, "rb") as handle:
+            for n, raw in enumerate(handle, start=1):
+                if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise CoevoError(
+                        f"data '{self.source}', line {n}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                        "save the file as UTF-8"
+                    ) from None
+                yield line if keep_ends else line.removesuffix("\n").removesuffix("\r")

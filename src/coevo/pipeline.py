@@ -46,6 +46,7 @@ from .density import density_scores
 from .errors import CoevoError
 from .guards import GuardStats, answer_cluster_nmi, guard_stats, guard_violations
 from .metrics import evaluate
+from .predict import save_centers
 from .prompts import system_prompt
 from .provenance import peak_rss_mb
 from .report import describe_clusters
@@ -136,6 +137,8 @@ class CoEvolution:
     def load(cls, run_dir: str | Path, *, progress: bool = False) -> "CoEvolution":
         """A finished run, its results (``labels_``, ``history_``, ...) read back; nothing is rewritten."""
         run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise CoevoError(f"{run_dir}: no such run folder; give the folder `coevo run` wrote (its -o)")
         if not (run_dir / "summary.json").is_file():
             raise CoevoError(f"{run_dir}: no summary.json; the run is not finished (continue it with --resume {run_dir})")
         self = cls(CoEvoConfig.from_dict(read_json(run_dir / "config.json")), run_dir=run_dir, progress=progress,
@@ -149,6 +152,35 @@ class CoEvolution:
         self.clusters_ = self.summary_["clusters"]
         self.history_ = self.summary_["rounds"]
         return self
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """The cluster of each text: nearest KMeans centre in the representation the run clustered.
+
+        Texts are represented with the run's final embedder and, where the
+        representation reads interpretations, its final LLM and adapter
+        sampling with the run's settings and seed. On the training texts this
+        gives ``labels_`` exactly when the representation is the text alone.
+        """
+        return self._predictor().predict(list(texts)).labels
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """The representation the run clustered on (unit rows), for other texts."""
+        return self._predictor().transform(list(texts))[0]
+
+    def fit_predict(self, texts: list[str], labels: list[str] | None = None) -> np.ndarray:
+        return self.fit(texts, labels).labels_
+
+    def cluster_info(self):
+        """One row a cluster (pandas DataFrame): size, name, keywords, representative texts."""
+        from .export import cluster_info
+
+        return cluster_info(self)
+
+    def document_info(self):
+        """One row a training text (pandas DataFrame): cluster, label, distance, interpretations."""
+        from .export import document_info
+
+        return document_info(self)
 
     def recluster(self, seeds: Sequence[int], *, represent: str | None = None) -> list[dict]:
         """Cluster the final representation again with other KMeans seeds; nothing is retrained.
@@ -173,6 +205,16 @@ class CoEvolution:
                 out["metrics"] = evaluate(self.gold_, labels)
             results.append(out)
         return results
+
+    def _predictor(self):
+        """Built once per model: it holds the loaded embedder and LLM between calls."""
+        from .predict import Predictor
+
+        if not hasattr(self, "labels_"):
+            raise CoevoError("the model is not fitted: call fit, or CoEvolution.load(run_dir) a finished run")
+        if getattr(self, "_predictor_", None) is None:
+            self._predictor_ = Predictor(self, progress=self.progress)
+        return self._predictor_
 
     # ------------------------------------------------------------------ the loop
 
@@ -214,8 +256,6 @@ class CoEvolution:
     # ------------------------------------------------------------------ steps
 
     def _generate(self, r: int) -> None:
-        from .generation import SamplingConfig
-
         cfg, state = self.config, self._state()
         out = self._round(r) / "interpretations.jsonl"
         previous = self._round(r - 1) / "interpretations.jsonl"
@@ -224,7 +264,7 @@ class CoEvolution:
             atomic_write_bytes(out, previous.read_bytes())  # same LLM, same seed: same answers
             atomic_write_json(self._round(r) / "generate.json", read_json(self._round(r - 1) / "generate.json"))
             return
-        sampling = SamplingConfig(cfg.samples, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.generation_batch_size, cfg.seed)
+        sampling = self._sampling()
         interpretations, tok_s = self._interpret(adapter, sampling)
         stats = guard_stats(self.texts_, interpretations, self.prompt_)
         info = {"adapter": adapter, "guards": stats.to_dict(), "tokens_per_second": tok_s, "backed_off": None}
@@ -253,6 +293,13 @@ class CoEvolution:
         atomic_write_json(self._round(r) / "generate.json", info)
         self._log(f"round {r}: {stats.n_interpretations} interpretations, distinct {stats.distinct_share:.0%}, "
                   f"{stats.mean_words:.1f} words, copies {stats.copy_rate:.1%}, leaks {stats.leak_rate:.1%}")
+
+    def _sampling(self):
+        """How the generate step samples; prediction samples the same way."""
+        from .generation import SamplingConfig
+
+        cfg = self.config
+        return SamplingConfig(cfg.samples, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.generation_batch_size, cfg.seed)
 
     def _interpret(self, adapter: str | None, sampling) -> tuple[list[list[str]], float | None]:
         from .generation import Interpreter
@@ -365,6 +412,7 @@ class CoEvolution:
         cfg = self.config
         z, (interpretations, interp_vec, owner), weight = self._representation(r)
         result = kmeans(z, cfg.n_clusters, seed=step_seed(cfg.seed, r, "cluster"), n_init=cfg.kmeans_init)
+        save_centers(self._round(r), z, result.labels, result.centers)
         clusters = describe_clusters(self.texts_, result.labels, z, interpretations, interp_vec, owner)
         atomic_write_jsonl(self._round(r) / "assignments.jsonl", [
             {"text": t, "cluster": int(c), **({"label": self.gold_[i]} if self.gold_ is not None else {}),
@@ -389,6 +437,7 @@ class CoEvolution:
         self.interpretations_ = [a.get("interpretations", []) for a in assignments]
         self.clusters_ = cluster["clusters"]
         self.history_ = [self._round_summary(r) for r in range(1, cfg.effective_rounds + 1)]
+        self._predictor_ = None  # a later predict loads this run's final models
         atomic_write_bytes(self.run_dir_ / "assignments.jsonl", (last / "assignments.jsonl").read_bytes())
         state = self._state()
         summary = {
