@@ -46,7 +46,7 @@ from .density import density_scores
 from .errors import CoevoError
 from .guards import GuardStats, guard_stats, guard_violations
 from .metrics import evaluate
-from .prompts import system_prompt
+from .prompts import MAX_TEXT_TOKENS, system_prompt
 from .provenance import peak_rss_mb
 from .report import describe_clusters
 from .selection import select_pairs
@@ -86,6 +86,7 @@ class CoEvolution:
         self.progress = progress
         self._warn = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._log = self._warn if progress else (lambda msg: None)
+        self._shortened, self._told_shortened = 0, False  # long texts cut for the LLM; said once per invocation
 
     # ------------------------------------------------------------------ public API
 
@@ -227,7 +228,8 @@ class CoEvolution:
         sampling = SamplingConfig(cfg.samples, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.generation_batch_size, cfg.seed)
         interpretations, tok_s = self._interpret(adapter, sampling)
         stats = guard_stats(self.texts_, interpretations, self.prompt_)
-        info = {"adapter": adapter, "guards": stats.to_dict(), "tokens_per_second": tok_s, "backed_off": None}
+        info = {"adapter": adapter, "guards": stats.to_dict(), "tokens_per_second": tok_s, "backed_off": None,
+                "shortened_texts": self._shortened}
         if r > 1 and adapter is not None:
             first = GuardStats(**read_json(self._round(1) / "generate.json")["guards"])
             problems = guard_violations(first, stats)
@@ -254,6 +256,12 @@ class CoEvolution:
                                   backend=cfg.generation_backend)
         try:
             answers = interpreter.interpret(self.texts_, cfg.task, cfg.instruction, sampling, progress=self.progress)
+            self._shortened = interpreter.shortened_texts
+            if self._shortened and not self._told_shortened:
+                self._told_shortened = True
+                many = self._shortened > 1
+                self._warn(f"{self._shortened} text{'s' if many else ''} longer than {MAX_TEXT_TOKENS} tokens "
+                           f"{'were' if many else 'was'} shortened for the LLM")
             return answers, interpreter.tokens_per_second
         finally:
             del interpreter
