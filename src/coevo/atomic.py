@@ -8,6 +8,7 @@ run) sees either the old file or the complete new one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -16,11 +17,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import CoevoError
+
+# Errors that come from the disk or its permissions rather than from a bug: the
+# user can act on them (free space, pick another folder), so they get one line.
+_ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _naming(error, path) from error
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as handle:
@@ -28,10 +38,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(error, OSError):
+            raise _naming(error, path) from error
         raise
     return path
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The same error about ``path``: the temporary sibling's name would only confuse the reader."""
+    return type(error)(error.errno, error.strerror, str(path)) if error.errno is not None else error
+
+
+def write_problem(error: BaseException) -> str | None:
+    """One line for an error the user can fix (no space, no permission, read-only disk); None for anything else."""
+    if not isinstance(error, OSError) or error.errno not in _ENVIRONMENT_ERRNOS:
+        return None
+    return f"{error.filename or 'a file'}: {error.strerror or os.strerror(error.errno)}"
 
 
 def _umask() -> int:
@@ -72,14 +96,60 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def read_json(path: str | os.PathLike) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+class DamagedFile(CoevoError, ValueError):
+    """A file that coevo wrote no longer reads back as what it wrote (empty, cut short, edited, foreign).
+
+    A ValueError too, so callers that treat an unreadable JSON file as absent
+    (the generation cache) keep working; ``path`` lets a caller say what to do.
+    """
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def read_json(path: str | os.PathLike, kind: type | None = None) -> Any:
+    """The JSON value in ``path``; with ``kind`` (dict, list) a value of another type is damage too."""
+    obj = _parse(path, _read_text(path))
+    if kind is not None and not isinstance(obj, kind):
+        raise DamagedFile(path, f"holds a JSON {_json_type(obj)} where a JSON {_json_type(kind())} belongs")
+    return obj
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    """The rows of ``path``; every line must be a JSON object (every JSONL file coevo writes is)."""
+    rows = []
+    for number, line in enumerate(_read_text(path).split("\n"), 1):  # not splitlines: U+2028 may sit in a text
+        if line.strip():
+            row = _parse(path, line, number)
+            if not isinstance(row, dict):
+                raise DamagedFile(path, f"line {number} holds a JSON {_json_type(row)}, not an object")
+            rows.append(row)
+    return rows
+
+
+def _read_text(path: str | os.PathLike) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError as error:
+        raise DamagedFile(path, f"not UTF-8 text (byte {error.start})") from None
+
+
+def _parse(path: str | os.PathLike, text: str, line: int | None = None) -> Any:
+    if line is None and not text.strip():
+        raise DamagedFile(path, "empty")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        where = f"line {line}" if line is not None else f"line {error.lineno}"
+        raise DamagedFile(path, f"not valid JSON at {where} ({error.msg}; cut short or edited?)") from None
+
+
+def _json_type(obj: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(obj), "number")
 
 
 def atomic_publish_dir(build: Path, target: Path) -> Path:

@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from .config import CONTRASTIVE_LOSSES, DENSITIES, GENERATION_BACKENDS, METHODS, REPRESENTS, TASKS, CoEvoConfig
+from .config import CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task
 from .errors import CoevoError
 
 app = typer.Typer(
@@ -78,20 +78,19 @@ DATA_HELP = "Texts to cluster: a .jsonl/.csv/.tsv/.txt file, a Hugging Face data
 def run(
     data: Optional[str] = typer.Argument(None, help=DATA_HELP, show_default=False),
     clusters: Optional[int] = typer.Option(None, "-k", "--clusters", help="Number of clusters K."),
-    task: str = typer.Option(CoEvoConfig.task, help=f"What the LLM names: {', '.join(TASKS)}."),
+    task: Task = typer.Option(CoEvoConfig.task, help="What the LLM names."),
     instruction: Optional[str] = typer.Option(None, help="Your own instruction for the LLM, replacing the task's."),
-    method: str = typer.Option(CoEvoConfig.method, help=f"The method or an ablation: {', '.join(METHODS)}."),
+    method: Method = typer.Option(CoEvoConfig.method, help="The method or an ablation."),
     llm: str = typer.Option(CoEvoConfig.llm, help="LLM: a packaged name, a hub id or a local folder."),
     embedder: str = typer.Option(CoEvoConfig.embedder, help="Embedding model: a packaged name, a hub id or a local folder."),
     rounds: int = typer.Option(CoEvoConfig.rounds, help="Co-evolution rounds T."),
     samples: int = typer.Option(CoEvoConfig.samples, help="Interpretations sampled per text (M)."),
     temperature: float = typer.Option(CoEvoConfig.temperature, help="Sampling temperature."),
     max_new_tokens: int = typer.Option(CoEvoConfig.max_new_tokens, help="Longest interpretation, in tokens."),
-    generation_backend: str = typer.Option(
-        CoEvoConfig.generation_backend,
-        help=f"Decoder: {', '.join(GENERATION_BACKENDS)} (auto = vLLM on a CUDA GPU when installed, else torch).",
+    generation_backend: GenerationBackend = typer.Option(
+        CoEvoConfig.generation_backend, help="Decoder (auto = vLLM on a CUDA GPU when installed, else torch).",
     ),
-    density: str = typer.Option(CoEvoConfig.density, help=f"Density score: {', '.join(DENSITIES)}."),
+    density: Density = typer.Option(CoEvoConfig.density, help="Density score."),
     k_neighbors: int = typer.Option(CoEvoConfig.k_neighbors, help="Neighbours for the knn and kde scores."),
     keep_fraction: float = typer.Option(CoEvoConfig.keep_fraction, help="Share of preference pairs kept (largest margins)."),
     max_pairs: Optional[int] = typer.Option(None, help="At most this many DPO pairs per round (bounds DPO time)."),
@@ -100,11 +99,11 @@ def run(
         CoEvoConfig.guard_consolidation,
         help="Keep a trained LLM whose answers got fewer but still mark clusters (texts sharing an answer share a cluster).",
     ),
-    contrastive_loss: str = typer.Option(
-        CoEvoConfig.contrastive_loss,
-        help=f"Contrastive loss: {', '.join(CONTRASTIVE_LOSSES)} (gist: the base embedder vetoes false negatives).",
+    contrastive_loss: ContrastiveLoss = typer.Option(
+        CoEvoConfig.contrastive_loss, help="Contrastive loss (gist: the base embedder vetoes false negatives).",
     ),
-    represent: str = typer.Option(CoEvoConfig.represent, help=f"What KMeans clusters: {', '.join(REPRESENTS)} (auto: the interpretations' weight chosen per run without labels)."),
+    represent: Represent = typer.Option(
+        CoEvoConfig.represent, help="What KMeans clusters (auto: the interpretations' weight chosen per run without labels)."),
     interp_weight: float = typer.Option(
         CoEvoConfig.interp_weight, help="Weight of the interpretation mean joined to f(x) (represent text+interp)."),
     kmeans_init: int = typer.Option(CoEvoConfig.kmeans_init, help=KMEANS_INIT_HELP),
@@ -209,32 +208,47 @@ def bench(
         sys.exit(1)
 
 
-def main() -> None:
-    """Console entry point: one-line errors, exit status 2, no traceback."""
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one-line errors, exit status 2, no traceback.
+
+    ``argv`` lets tests run the command in-process, through the same error handling.
+    """
     import warnings
+
+    from .atomic import write_problem
 
     # Deprecation notices inside our dependencies are for us, not for the user.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     try:
-        app(standalone_mode=False)
+        app(args=argv, prog_name="coevo", standalone_mode=False)
     except CoevoError as error:
-        typer.echo(f"coevo: error: {error}", err=True)
-        sys.exit(2)
+        _fail(str(error))
     except KeyboardInterrupt:
         typer.echo("coevo: interrupted; finished steps are saved, continue with: coevo run --resume RUN_DIR", err=True)
         sys.exit(130)
-    except Exception as error:  # click's usage errors
-        import click
+    except typer.Exit as error:
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except typer.TyperException as error:  # usage errors: an unknown option, a value of the wrong type or choice
+        if type(error).__name__ == "NoArgsIsHelpError":
+            error.show()  # the help text, as for --help
+            sys.exit(0)
+        message = error.format_message().strip().splitlines()[0].replace("Value error, ", "")  # pydantic's prefix
+        ctx = getattr(error, "ctx", None)
+        command = ctx.command_path if ctx is not None else "coevo"
+        _fail(f"{message} ({command} --help lists the options)")
+    except OSError as error:  # a full disk or a missing permission outside a run folder's own handling
+        problem = write_problem(error)
+        if problem is None:
+            raise
+        _fail(problem)
 
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Exit):
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(130)
-        raise
+
+def _fail(message: str) -> None:
+    typer.echo(f"coevo: error: {message}", err=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

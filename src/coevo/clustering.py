@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .prompts import CHARS_PER_TOKEN
+
 FAISS_ABOVE = 50_000
 
 
@@ -24,13 +26,30 @@ def normalize(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+def clip_for_embedder(embedder, texts: list[str]) -> list[str]:
+    """Texts cut to the characters the embedder can read at most.
+
+    sentence-transformers reads only the first ``max_seq_length`` tokens, but
+    tokenises the whole text first: 13 s and 700 MB for a 5 MB text, at every
+    embedding. Cutting the characters beyond what that many tokens can span
+    changes no embedding unless the tokens average more than
+    ``CHARS_PER_TOKEN`` characters.
+    """
+    limit = getattr(embedder, "max_seq_length", None)
+    if not limit:
+        return texts
+    chars = limit * CHARS_PER_TOKEN
+    return [text[:chars] for text in texts]
+
+
 def embed(embedder, texts: list[str], *, batch_size: int = 128, progress: bool = True, desc: str = "embed") -> np.ndarray:
     """Unit-length float32 embeddings; an empty list gives a (0, d) array."""
     dim = embedder.get_embedding_dimension()
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
     vectors = embedder.encode(
-        texts, batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True, normalize_embeddings=True
+        clip_for_embedder(embedder, texts), batch_size=batch_size, show_progress_bar=progress, convert_to_numpy=True,
+        normalize_embeddings=True,
     )
     return normalize(vectors)
 

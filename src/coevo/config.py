@@ -8,22 +8,26 @@ its fields one to one, and a run folder stores it as ``config.json`` so that
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from .errors import CoevoError
 
+# The CLI types its options with these, so `--help` lists the values and a typo stops before any work.
 Task = Literal["intent", "type", "topic", "emotion", "domain"]
 Method = Literal["kmeans", "expand", "contrastive-only", "random-select", "no-dpo", "full"]
 Density = Literal["posterior", "knn", "kde"]
 Represent = Literal["text", "text+interp", "auto"]
+GenerationBackend = Literal["auto", "torch", "vllm"]
+ContrastiveLoss = Literal["mnrl", "gist"]
 
-TASKS: tuple[str, ...] = ("intent", "type", "topic", "emotion", "domain")
-METHODS: tuple[str, ...] = ("kmeans", "expand", "contrastive-only", "random-select", "no-dpo", "full")
-DENSITIES: tuple[str, ...] = ("posterior", "knn", "kde")
-REPRESENTS: tuple[str, ...] = ("text", "text+interp", "auto")
-CONTRASTIVE_LOSSES: tuple[str, ...] = ("mnrl", "gist")
-GENERATION_BACKENDS: tuple[str, ...] = ("auto", "torch", "vllm")
+TASKS: tuple[str, ...] = get_args(Task)
+METHODS: tuple[str, ...] = get_args(Method)
+DENSITIES: tuple[str, ...] = get_args(Density)
+REPRESENTS: tuple[str, ...] = get_args(Represent)
+GENERATION_BACKENDS: tuple[str, ...] = get_args(GenerationBackend)
+CONTRASTIVE_LOSSES: tuple[str, ...] = get_args(ContrastiveLoss)
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -83,6 +87,10 @@ class CoEvoConfig:
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # NaN passes every comparison below and fails deep in sampling
+            value = getattr(self, field.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise CoevoError(f"option --{field.name.replace('_', '-')}: must be a finite number, got {value}")
         _choice("task", self.task, TASKS)
         _choice("method", self.method, METHODS)
         _choice("density", self.density, DENSITIES)
@@ -104,6 +112,8 @@ class CoEvoConfig:
             raise CoevoError(f"option --interp-weight: must be in [0, 10], got {self.interp_weight}")
         if self.temperature <= 0:
             raise CoevoError(f"option --temperature: must be above 0, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:  # 0 keeps no token to sample from
+            raise CoevoError(f"option --top-p: must be in (0, 1], got {self.top_p}")
         if self.method in ("random-select", "no-dpo", "full") and self.samples < 2:
             raise CoevoError(f"option --samples: method {self.method} needs at least 2 samples per text to form pairs")
 

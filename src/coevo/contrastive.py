@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from .clustering import clip_for_embedder
+
 
 @dataclass(frozen=True)
 class ContrastiveSettings:
@@ -52,7 +54,7 @@ def train_contrastive(
 
     output_dir = Path(output_dir)
     torch.manual_seed(settings.seed)
-    dataset = Dataset.from_dict({"anchor": anchors, "positive": positives})
+    dataset = Dataset.from_dict({"anchor": clip_for_embedder(embedder, anchors), "positive": positives})
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "_trainer"),
         num_train_epochs=settings.epochs,

@@ -37,7 +37,7 @@ from . import models
 from .atomic import atomic_write_json, read_json
 from .config import GENERATION_BACKENDS
 from .errors import CoevoError
-from .prompts import chat_messages, clean_interpretation, is_degenerate, system_prompt
+from .prompts import MAX_TEXT_TOKENS, chat_messages, clean_interpretation, cut_texts, is_degenerate, system_prompt
 
 
 @dataclass(frozen=True)
@@ -139,6 +139,7 @@ class Interpreter:
         )
         self.cache_root = models.cache_root(cache_dir) / "generations"
         self.tokens_per_second: float | None = None
+        self.shortened_texts = 0
         if self.backend == "vllm":
             self.tokenizer = models.load_tokenizer(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
             self._vllm = VLLMDecoder(models.resolve_llm_path(llm, cache_dir), adapter_dir, self.dtype, trust_remote_code)
@@ -170,13 +171,17 @@ class Interpreter:
         instruction: str | None = None,
         sampling: SamplingConfig = SamplingConfig(),
         progress: bool = True,
+        max_text_tokens: int = MAX_TEXT_TOKENS,
     ) -> list[list[str]]:
         """Up to ``sampling.samples`` cleaned interpretations per text, in input order.
 
         Degenerate answers (empty, rambling, refusals, repeats of the
         instructions) are resampled once, then dropped, so a text can end with
-        fewer than M interpretations.
+        fewer than M interpretations. Texts longer than ``max_text_tokens`` are
+        cut first (``shortened_texts`` counts them), so that one huge text
+        cannot exhaust memory in the prefill.
         """
+        texts, self.shortened_texts = cut_texts(texts, self.tokenizer, max_text_tokens)
         prompts = self.prompts(texts, task, instruction)
         system = system_prompt(task, instruction)
         bad = lambda answer: is_degenerate(answer, system)

@@ -27,27 +27,33 @@ interpretation that the clustering reads.
 
 from __future__ import annotations
 
+import errno
 import gc
+import os
+import re
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from . import models
-from .atomic import atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from .atomic import (DamagedFile, atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl,
+                     read_json, read_jsonl, write_problem)
 from .clustering import choose_interp_weight, embed, kmeans, mean_by_owner, represent
 from .config import REPRESENTS, CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
 from .density import density_scores
 from .errors import CoevoError
 from .guards import GuardStats, answer_cluster_nmi, guard_stats, guard_violations
+from .lock import RunLock
 from .metrics import evaluate
 from .predict import save_centers
-from .prompts import system_prompt
+from .prompts import MAX_TEXT_TOKENS, system_prompt
 from .provenance import peak_rss_mb
 from .report import describe_clusters
 from .selection import select_pairs
@@ -87,6 +93,7 @@ class CoEvolution:
         self.progress = progress
         self._warn = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._log = self._warn if progress else (lambda msg: None)
+        self._shortened, self._told_shortened = 0, False  # long texts cut for the LLM; said once per invocation
 
     # ------------------------------------------------------------------ public API
 
@@ -109,16 +116,20 @@ class CoEvolution:
                 f"option -k/--clusters: {self.config.n_clusters} clusters but only {len(set(texts))} distinct texts"
             )
         run_dir = self.run_dir or Path(tempfile.mkdtemp(prefix="coevo-run-"))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if (run_dir / "state.json").exists():
-            raise CoevoError(f"run folder {run_dir} already holds a run; continue it with --resume {run_dir}, or choose a new folder")
-        atomic_write_json(run_dir / "config.json", self.config.to_dict())
-        atomic_write_jsonl(run_dir / "data.jsonl", [
-            {"text": t, **({"label": labels[i]} if labels is not None else {})} for i, t in enumerate(texts)
-        ])
-        atomic_write_json(run_dir / "state.json", {"done": [], "adapter": None, "backoff": 0})
-        self.run_dir_ = run_dir
-        return self._run(stop_after_round)
+        with _writing(run_dir):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with RunLock(run_dir, log=self._warn):
+                if (run_dir / "state.json").exists():
+                    raise CoevoError(f"run folder {run_dir} already holds a run; continue it with --resume {run_dir}, "
+                                     "or choose a new folder")
+                atomic_write_json(run_dir / "config.json", self.config.to_dict())
+                atomic_write_jsonl(run_dir / "data.jsonl", [
+                    {"text": t, **({"label": labels[i]} if labels is not None else {})} for i, t in enumerate(texts)
+                ])
+                atomic_write_json(run_dir / "state.json", {"done": [], "adapter": None, "backoff": 0})
+                self.run_dir_ = run_dir
+                self._read_data()
+                return self._run(stop_after_round)
 
     @classmethod
     def resume(cls, run_dir: str | Path, *, progress: bool = True, log: Callable[[str], None] | None = None,
@@ -129,9 +140,12 @@ class CoEvolution:
         for name in ("config.json", "data.jsonl", "state.json"):
             if not (run_dir / name).is_file():
                 raise CoevoError(f"--resume {run_dir}: no {name} there; is this a coevo run folder?")
-        self = cls(CoEvoConfig.from_dict(read_json(run_dir / "config.json")), run_dir=run_dir, progress=progress, log=log)
+        self = cls(_read_config(run_dir), run_dir=run_dir, progress=progress, log=log)
         self.run_dir_ = run_dir
-        return self._run(stop_after_round)
+        with _writing(run_dir), RunLock(run_dir, log=self._warn):
+            self._read_data()
+            self._repair()
+            return self._run(stop_after_round)
 
     @classmethod
     def load(cls, run_dir: str | Path, *, progress: bool = False) -> "CoEvolution":
@@ -141,12 +155,15 @@ class CoEvolution:
             raise CoevoError(f"{run_dir}: no such run folder; give the folder `coevo run` wrote (its -o)")
         if not (run_dir / "summary.json").is_file():
             raise CoevoError(f"{run_dir}: no summary.json; the run is not finished (continue it with --resume {run_dir})")
-        self = cls(CoEvoConfig.from_dict(read_json(run_dir / "config.json")), run_dir=run_dir, progress=progress,
-                   log=lambda msg: None)
+        self = cls(_read_config(run_dir), run_dir=run_dir, progress=progress, log=lambda msg: None)
         self.run_dir_ = run_dir
         self._read_data()
-        self.summary_ = read_json(run_dir / "summary.json")
-        assignments = read_jsonl(run_dir / "assignments.jsonl")
+        try:
+            self.summary_ = _record(run_dir / "summary.json", ("clusters", "rounds"))
+            assignments = _rows(run_dir / "assignments.jsonl", ("cluster",), len(self.texts_))
+        except (DamagedFile, FileNotFoundError) as error:
+            # both are written from the round folders at the end of every --resume
+            raise CoevoError(f"{_damage_line(error)}; rebuild it with: coevo run --resume {run_dir}") from None
         self.labels_ = np.array([a["cluster"] for a in assignments])
         self.interpretations_ = [a.get("interpretations", []) for a in assignments]
         self.clusters_ = self.summary_["clusters"]
@@ -221,7 +238,6 @@ class CoEvolution:
     def _run(self, stop_after_round: int | None = None) -> "CoEvolution":
         cfg = self.config
         last = cfg.effective_rounds if stop_after_round is None else min(stop_after_round, cfg.effective_rounds)
-        self._read_data()
         started = time.perf_counter()
         for r in range(1, last + 1):
             for step in STEPS:
@@ -230,15 +246,26 @@ class CoEvolution:
                 self._round(r).mkdir(exist_ok=True)
                 t0 = time.perf_counter()
                 getattr(self, f"_{step}")(r)
+                _pause_for_tests(f"round{r}/{step}")
                 self._mark_done(r, step, time.perf_counter() - t0)
         if last == cfg.effective_rounds:
             self._finish(time.perf_counter() - started)
         return self
 
     def _read_data(self) -> None:
-        rows = read_jsonl(self.run_dir_ / "data.jsonl")
+        path = self.run_dir_ / "data.jsonl"
+        try:
+            rows = read_jsonl(path)
+            if len(rows) < 2:
+                raise DamagedFile(path, f"holds {len(rows)} texts; a run has at least 2")
+            labelled = "label" in rows[0]
+            for number, row in enumerate(rows, 1):
+                if not isinstance(row.get("text"), str) or ("label" in row) != labelled:
+                    raise DamagedFile(path, f"row {number} is not a text{' with a label' if labelled else ''} as coevo wrote it")
+        except DamagedFile as error:
+            raise CoevoError(f"{error}; it holds the run's texts and cannot be rebuilt: restore it, or start a new run") from None
         self.texts_ = [r["text"] for r in rows]
-        self.gold_ = [r["label"] for r in rows] if rows and "label" in rows[0] else None
+        self.gold_ = [r["label"] for r in rows] if labelled else None
         self.prompt_ = system_prompt(self.config.task, self.config.instruction)
 
     def _applies(self, r: int, step: str) -> bool:
@@ -267,7 +294,8 @@ class CoEvolution:
         sampling = self._sampling()
         interpretations, tok_s = self._interpret(adapter, sampling)
         stats = guard_stats(self.texts_, interpretations, self.prompt_)
-        info = {"adapter": adapter, "guards": stats.to_dict(), "tokens_per_second": tok_s, "backed_off": None}
+        info = {"adapter": adapter, "guards": stats.to_dict(), "tokens_per_second": tok_s, "backed_off": None,
+                "shortened_texts": self._shortened}
         if r > 1 and adapter is not None:
             first = GuardStats(**read_json(self._round(1) / "generate.json")["guards"])
             if cfg.guard_consolidation:
@@ -309,6 +337,12 @@ class CoEvolution:
                                   backend=cfg.generation_backend)
         try:
             answers = interpreter.interpret(self.texts_, cfg.task, cfg.instruction, sampling, progress=self.progress)
+            self._shortened = interpreter.shortened_texts
+            if self._shortened and not self._told_shortened:
+                self._told_shortened = True
+                many = self._shortened > 1
+                self._warn(f"{self._shortened} text{'s' if many else ''} longer than {MAX_TEXT_TOKENS} tokens "
+                           f"{'were' if many else 'was'} shortened for the LLM")
             return answers, interpreter.tokens_per_second
         finally:
             del interpreter
@@ -480,7 +514,7 @@ class CoEvolution:
         return self.run_dir_ / f"round{r}"
 
     def _state(self) -> dict:
-        return read_json(self.run_dir_ / "state.json")
+        return read_json(self.run_dir_ / "state.json", dict)
 
     def _save_state(self, state: dict) -> None:
         atomic_write_json(self.run_dir_ / "state.json", state)
@@ -494,6 +528,85 @@ class CoEvolution:
         state.setdefault("seconds", {})[f"round{r}/{step}"] = seconds
         state["peak_rss_mb"] = max(peak_rss_mb(), state.get("peak_rss_mb", 0.0))
         self._save_state(state)
+
+    # ------------------------------------------------------------------ damaged run folders
+
+    def _repair(self) -> None:
+        """Check what ``--resume`` builds on, so damage is redone rather than met mid-run as a traceback.
+
+        A damaged state.json is rebuilt from the steps' records: each step
+        writes its record (``round<r>/<step>.json``) after all its other
+        outputs, so a readable record means a finished step. A finished step
+        whose outputs no longer read back is redone, with every step after it.
+        """
+        path = self.run_dir_ / "state.json"
+        try:
+            state = read_json(path, dict)
+            problem = _state_problem(state)
+        except DamagedFile as error:
+            state, problem = None, error.problem
+        if state is None or problem is not None:
+            state = self._rebuild_state()
+            where = f"continuing after {state['done'][-1]}" if state["done"] else "starting from the first step"
+            self._warn(f"warning: {path}: {problem}; rebuilt it from the step records, {where}")
+            self._save_state(state)
+            return
+        for i, step in enumerate(state["done"]):
+            r, name = int(step[5 : step.index("/")]), step.split("/")[1]
+            damage = self._damage(r, name)
+            if damage is None:
+                continue
+            for later in state["done"][i:]:  # their records must not count as finished when state is rebuilt
+                (self.run_dir_ / f"{later}.json").unlink(missing_ok=True)
+            rebuilt = self._rebuild_state()
+            rebuilt["seconds"] = {k: v for k, v in state.get("seconds", {}).items() if k in rebuilt["done"]}
+            rebuilt["peak_rss_mb"] = state.get("peak_rss_mb", 0.0)
+            self._warn(f"warning: {damage}; redoing {step} and the steps after it")
+            self._save_state(rebuilt)
+            return
+
+    def _rebuild_state(self) -> dict:
+        """state.json as the run left it, replayed from the records of the finished steps, in order."""
+        state: dict = {"done": [], "adapter": None, "backoff": 0}
+        for r in range(1, self.config.effective_rounds + 1):
+            for step in STEPS:
+                if not self._applies(r, step):
+                    continue
+                if self._damage(r, step) is not None:
+                    return state
+                record = read_json(self._round(r) / f"{step}.json", dict)
+                if step == "generate" and record.get("backed_off"):
+                    state.update(adapter=record["backed_off"]["to"], backoff=state["backoff"] + 1)
+                if step == "dpo" and record["pairs"]:
+                    state["adapter"] = str(self._round(r) / "adapter")
+                    state.setdefault("adapter_history", []).append(state["adapter"])
+                state["done"].append(f"round{r}/{step}")
+        return state
+
+    def _damage(self, r: int, step: str) -> str | None:
+        """What is wrong with the outputs of a step (missing, cut short, foreign); None when they read back whole."""
+        folder, n = self._round(r), len(self.texts_)
+        try:
+            if step == "generate":
+                _rows(folder / "interpretations.jsonl", ("interpretations",), n)
+                _record(folder / "generate.json", ("guards",))
+            elif step == "select":
+                _rows(folder / "scores.jsonl", ("interpretations", "scores"), n)
+                _rows(folder / "positives.jsonl", ("text_index", "chosen"))
+                _rows(folder / "pairs.jsonl", ("text_index", "chosen", "rejected", "chosen_score", "rejected_score"))
+                _record(folder / "select.json", ("n_pairs",))
+            elif step == "dpo":
+                if _record(folder / "dpo.json", ("pairs",))["pairs"]:
+                    read_json(folder / "adapter" / "adapter_config.json", dict)
+            elif step == "contrastive":
+                if _record(folder / "contrastive.json", ("pairs",))["pairs"]:
+                    read_json(folder / "embedder" / "modules.json", list)
+            else:
+                _rows(folder / "assignments.jsonl", ("cluster",), n)
+                _record(folder / "cluster.json", ("clusters",))
+        except (DamagedFile, FileNotFoundError) as error:
+            return _damage_line(error)
+        return None
 
     def _interpretations(self, r: int) -> list[list[str]]:
         return [row["interpretations"] for row in read_jsonl(self._round(r) / "interpretations.jsonl")]
@@ -542,6 +655,85 @@ class CoEvolution:
         text_vec = embed(embedder, self.texts_, progress=self.progress, desc="embed texts")
         interp_vec = embed(embedder, flat, progress=self.progress, desc="embed interpretations")
         return text_vec, interp_vec, owner
+
+
+_STEP = re.compile(rf"round[1-9][0-9]*/({'|'.join(STEPS)})")
+
+
+def _state_problem(state: dict) -> str | None:
+    """Why ``state`` is not a state.json that coevo wrote; None when it is one."""
+    done = state.get("done")
+    if not isinstance(done, list) or not all(isinstance(s, str) and _STEP.fullmatch(s) for s in done):
+        return "its list of finished steps is missing or foreign"
+    if not isinstance(state.get("adapter"), (str, type(None))) or not isinstance(state.get("backoff", 0), int):
+        return "its adapter or backoff entry is foreign"
+    if not isinstance(state.get("seconds", {}), dict) or not isinstance(state.get("adapter_history", []), list):
+        return "its timings or adapter history are foreign"
+    return None
+
+
+def _record(path: Path, keys: Sequence[str]) -> dict:
+    record = read_json(path, dict)
+    missing = [k for k in keys if k not in record]
+    if missing:
+        raise DamagedFile(path, f"lacks {', '.join(missing)}; not the file coevo wrote")
+    return record
+
+
+def _rows(path: Path, keys: Sequence[str], count: int | None = None) -> list[dict]:
+    rows = read_jsonl(path)
+    if count is not None and len(rows) != count:
+        raise DamagedFile(path, f"has {len(rows)} rows where the run has {count} texts (cut short?)")
+    for number, row in enumerate(rows, 1):
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise DamagedFile(path, f"row {number} lacks {', '.join(missing)}; not the file coevo wrote")
+    return rows
+
+
+def _damage_line(error: DamagedFile | FileNotFoundError) -> str:
+    return str(error) if isinstance(error, DamagedFile) else f"{error.filename}: missing"
+
+
+def _read_config(run_dir: Path) -> CoEvoConfig:
+    """The run's settings; damage here cannot be repaired, since every step depends on them."""
+    path = run_dir / "config.json"
+    advice = "it holds the run's settings and cannot be rebuilt: restore it, or start a new run"
+    try:
+        return CoEvoConfig.from_dict(read_json(path, dict))
+    except DamagedFile as error:
+        raise CoevoError(f"{error}; {advice}") from None
+    except CoevoError as error:
+        raise CoevoError(f"{path}: {str(error).removeprefix('config: ')}; {advice}") from None
+    except (TypeError, ValueError) as error:  # a value of the wrong type, e.g. a string where a number belongs
+        raise CoevoError(f"{path}: a setting has a value of the wrong type ({error}); {advice}") from None
+
+
+@contextmanager
+def _writing(run_dir: Path) -> Iterator[None]:
+    """A full disk or a folder without write permission: one line saying what is kept and how to go on."""
+    try:
+        yield
+    except OSError as error:
+        problem = write_problem(error)
+        if problem is None:
+            raise
+        try:
+            started = (run_dir / "state.json").is_file()
+        except OSError:
+            started = False
+        fix = "free some space" if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "make it writable"
+        advice = (f"the finished steps are kept; {fix}, then continue with: coevo run --resume {run_dir}"
+                  if started else f"{fix}, or choose another run folder with -o")
+        raise CoevoError(f"{problem}; {advice}") from None
+
+
+def _pause_for_tests(where: str) -> None:
+    """Test hook: COEVO_TEST_PAUSE_AT=round1/dpo stops the run once that step's outputs are written and
+    before the step is recorded, so a test can kill it there or try a second writer. Nothing else sets it."""
+    if os.environ.get("COEVO_TEST_PAUSE_AT") == where:
+        print(f"coevo: paused at {where} (COEVO_TEST_PAUSE_AT)", file=sys.stderr, flush=True)
+        time.sleep(600)
 
 
 def _check_stop(stop_after_round: int | None) -> None:

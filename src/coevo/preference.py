@@ -30,7 +30,7 @@ import torch
 
 from . import models
 from .generation import preferred_dtype
-from .prompts import chat_messages
+from .prompts import chat_messages, cut_to_tokens
 from .selection import PreferencePair
 
 
@@ -83,18 +83,24 @@ def fit_prompts(records: list[dict], tokenizer, max_length: int) -> tuple[list[d
     def n_tokens(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def with_text(record: dict, text: str) -> dict:
+        return {**record, "prompt": record["prompt"][:-1] + [{**record["prompt"][-1], "content": text}]}
+
     fitted, cut = [], 0
     for record in records:
-        prompt = tokenizer.apply_chat_template(record["prompt"], add_generation_prompt=True, tokenize=False)
+        # a text longer than the whole budget can never fit: cut it first, which also spares
+        # tokenising all of a huge one below
+        text, was_cut = cut_to_tokens(record["prompt"][-1]["content"], tokenizer, max_length)
+        prompt = tokenizer.apply_chat_template(with_text(record, text)["prompt"], add_generation_prompt=True, tokenize=False)
         # the answer's own tokens plus the template's end-of-turn tokens, with a margin
         # for the text re-tokenising differently at the cut
         answer = max(n_tokens(record[side][0]["content"]) for side in ("chosen", "rejected")) + 8
         excess = n_tokens(prompt) + answer - max_length
         if excess > 0:
-            text = record["prompt"][-1]["content"]
-            ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-            short = tokenizer.decode(ids[: max(len(ids) - excess, 0)])
-            record = {**record, "prompt": record["prompt"][:-1] + [{**record["prompt"][-1], "content": short}]}
+            text, _ = cut_to_tokens(text, tokenizer, max(n_tokens(text) - excess, 0))
+            was_cut = True
+        if was_cut:
+            record = with_text(record, text)
             cut += 1
         fitted.append(record)
     return fitted, cut
