@@ -77,8 +77,9 @@ class CoEvoConfig:
     contrastive_loss: str = "mnrl"
     # clustering
     # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); auto: interp_weight picked per run
-    # from INTERP_WEIGHTS by a label-free criterion (clustering.choose_interp_weight)
-    represent: str = "text+interp"
+    # from INTERP_WEIGHTS by a label-free criterion (clustering.choose_interp_weight); auto is the default since
+    # on the dev half's runs it beat the fixed weight 1 (docs/results/represent-levers.md)
+    represent: str = "auto"
     interp_weight: float = 1.0
     kmeans_init: int = 50  # KMeans restarts; the lowest objective wins (docs/results/baseline.md)
     # misc
