@@ -125,6 +125,9 @@ def render(data: dict) -> str:
     agree = [r["weights"]["agree"]["acc"] - r["weights"]["1.0"]["acc"] for by_run in data["results"].values()
              for r in by_run.values() if "agree" in r["weights"]]
     gains["agree"] = agree
+    for w in WEIGHTS[:-1]:  # a fixed weight is a rule too, the simplest
+        gains[f"fixed w={w:g}"] = [r["weights"][str(w)]["acc"] - r["weights"]["1.0"]["acc"]
+                                   for by_run in data["results"].values() for r in by_run.values()]
     lines += ["", "Mean ACC change against w = 1 over the runs above:", ""]
     lines += [f"- `{n}`: {np.mean(g):+.2f} over {len(g)} runs; better on {sum(x > 0.05 for x in g)}, "
               f"worse on {sum(x < -0.05 for x in g)}" for n, g in gains.items() if g]
