@@ -479,7 +479,7 @@ def render(data: dict) -> str:
     rounds = _measured_rounds(rows)
     if rounds:
         fits = _fits(rounds)
-        lines += [f"## One `full` round against the number of texts", "",
+        lines += ["## One `full` round against the number of texts", "",
                   f"Bank77 texts (stratified sample of the large split), K = {rounds[0]['k']}, M = {rounds[0]['samples']}, "
                   f"one DPO pair per {TEXTS_PER_PAIR} texts (`--max-pairs`), empty generation cache; each size in its own "
                   "process. Seconds per stage as the pipeline timed them.", "",

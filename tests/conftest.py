@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +16,23 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TEST_LLM = "smollm2-135m-instruct"
 TEST_EMBEDDER = "all-MiniLM-L6-v2"
+SMALL = ["--sample", "40", "-k", "10", "--llm", TEST_LLM, "--rounds", "2", "--samples", "2", "--max-pairs", "4"]
+"""A two-round `full` run of the demo small enough for a test."""
+
+
+def coevo(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """The command line in a subprocess, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "coevo.cli", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def full_run(tmp_path_factory) -> Path:
+    """One finished SMALL run shared by the tests that only read it (resume, recluster, predict)."""
+    out = tmp_path_factory.mktemp("full") / "run"
+    result = coevo("run", "demo", *SMALL, "-o", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (out / "stdout.txt").write_text(result.stdout)
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from coevo import CoEvoConfig, CoEvolution
 from coevo.atomic import read_jsonl
 from coevo.errors import CoevoError
-from tests.conftest import TEST_LLM
-
-SMALL = ["--sample", "40", "-k", "10", "--llm", TEST_LLM, "--rounds", "2", "--samples", "2", "--max-pairs", "4"]
-
-
-def coevo(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "coevo.cli", *args], capture_output=True, text=True, timeout=timeout)
-
+from tests.conftest import TEST_LLM, coevo
 
 @pytest.mark.parametrize(
     "args, needle",
@@ -62,15 +52,6 @@ def test_baseline_on_demo(tmp_path):
     summary = json.loads((tmp_path / "b" / "summary.json").read_text())
     assert 50 < summary["metrics"]["acc"] <= 100  # the demo classes are clearly different
     assert "cluster" in result.stdout and "ACC" in result.stdout
-
-
-@pytest.fixture(scope="module")
-def full_run(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("full") / "run"
-    result = coevo("run", "demo", *SMALL, "-o", str(out))
-    assert result.returncode == 0, result.stderr[-3000:]
-    (out / "stdout.txt").write_text(result.stdout)
-    return out
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import typer
 
 from .config import CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task
 from .errors import CoevoError
+from .export import ExportFormat, ExportTable
 
 app = typer.Typer(
     add_completion=False,
@@ -185,6 +186,67 @@ def baseline(
                          cache_dir=cache_dir)
     model = CoEvolution(config, run_dir=out or _default_out(data, "kmeans", seed), progress=not quiet).fit(corpus.texts, corpus.labels)
     _report(model, corpus.summary(), show)
+
+
+def _output(path: Optional[Path], default: Path, overwrite: bool, *inputs: Path) -> Path:
+    """Where a command writes: never over one of its inputs, and over an existing file only when asked."""
+    path = path or default
+    for source in inputs:
+        if source.exists() and path.exists() and path.resolve() == source.resolve():
+            raise CoevoError(f"option -o/--out: {path} is an input of this command; write somewhere else")
+    if path.exists() and not overwrite:
+        raise CoevoError(f"option -o/--out: {path} exists; give another path or add --overwrite")
+    if path.is_dir():
+        raise CoevoError(f"option -o/--out: {path} is a folder; give a file path")
+    return path
+
+
+@app.command()
+def predict(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run folder (the -o of coevo run).", show_default=False),
+    data: str = typer.Argument(..., metavar="DATA", help="New texts: a .jsonl/.csv/.tsv/.txt file, or 'demo'.", show_default=False),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="JSONL file to write (default: <DATA name>.predictions.jsonl here)."),
+    batch_size: int = typer.Option(1024, help="Texts read, represented and written at a time (bounds memory)."),
+    text_field: str = typer.Option("text", help="Field (JSONL) or column (CSV/TSV) holding the text."),
+    label_field: str = typer.Option("label", help="Field holding gold labels, copied to the output if present ('' for none)."),
+    format: Optional[str] = typer.Option(None, "--format", help="Input format when the extension does not tell: jsonl, csv, tsv, txt."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar."),
+) -> None:
+    """Assign new texts to the clusters of a finished run; one JSON line a text."""
+    from .data import demo_path
+    from .pipeline import CoEvolution
+    from .predict import predict_file
+
+    if quiet:
+        _quiet_libraries()
+    source = str(demo_path()) if data == "demo" else data
+    model = CoEvolution.load(run_dir, progress=not quiet)
+    target = _output(out, Path(f"{Path(source).stem or 'data'}.predictions.jsonl"), overwrite, Path(source))
+    counts = predict_file(model, source, target, batch_size=batch_size, text_field=text_field,
+                          label_field=label_field or None, format=format, progress=not quiet)
+    used = sum(1 for c in counts["per_cluster"] if c)
+    skipped = f" ({counts['blank_skipped']} blank lines skipped)" if counts["blank_skipped"] else ""
+    typer.echo(f"{counts['texts']} texts into {used} of {len(counts['per_cluster'])} clusters{skipped}: {target}")
+
+
+@app.command()
+def export(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run folder (the -o of coevo run).", show_default=False),
+    table: ExportTable = typer.Option("documents", help="documents: one row a text; clusters: one row a cluster."),
+    format: ExportFormat = typer.Option("csv", "--format", help="File format (written with pandas)."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="File to write (default: <run folder name>-<table>.<format> here)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output file."),
+) -> None:
+    """Write a finished run as a table: its texts, or its clusters with names and keywords."""
+    from .export import write_table
+    from .pipeline import CoEvolution
+
+    model = CoEvolution.load(run_dir)
+    target = _output(out, Path(f"{run_dir.resolve().name}-{table}.{format}"), overwrite, run_dir)
+    frame = model.document_info() if table == "documents" else model.cluster_info()
+    write_table(frame, target, format)
+    typer.echo(f"{len(frame)} rows: {target}")
 
 
 @app.command()

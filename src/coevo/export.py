@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
     from .pipeline import CoEvolution
 
-FORMATS: tuple[str, ...] = ("csv", "parquet", "jsonl")
-TABLES: tuple[str, ...] = ("documents", "clusters")
+ExportFormat = Literal["csv", "parquet", "jsonl"]
+ExportTable = Literal["documents", "clusters"]
+FORMATS: tuple[str, ...] = get_args(ExportFormat)
 N_KEYWORDS = 10
 
 

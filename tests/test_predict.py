@@ -1,0 +1,146 @@
+"""A fitted run reused: fit -> predict -> export through the command line, and the Python API
+behind it (predict, transform, cluster_info, document_info) on a run with and without
+interpretations."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from coevo import CoEvolution
+from coevo.atomic import read_jsonl
+from coevo.data import demo_path, load_corpus
+from tests.conftest import coevo
+
+NEW_TEXTS = Path(__file__).parent / "data" / "new_requests.jsonl"
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    """The demo clustered on f(x) alone: the case where predict must give the fitted labels exactly."""
+    out = tmp_path_factory.mktemp("fit") / "run"
+    result = coevo("baseline", "demo", "-k", "10", "-o", str(out), "-q", "--show", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slow
+def test_predict_on_the_training_texts_gives_the_fitted_labels(text_run, tmp_path):
+    out = tmp_path / "train.jsonl"
+    result = coevo("predict", str(text_run), "demo", "-o", str(out), "-q", "--batch-size", "64")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "300 texts" in result.stdout
+    fitted = [row["cluster"] for row in read_jsonl(text_run / "assignments.jsonl")]
+    rows = read_jsonl(out)
+    assert [row["cluster"] for row in rows] == fitted
+    assert [row["line"] for row in rows] == list(range(1, 301))
+    assert all(row["distance"] >= 0 and row["name"] for row in rows)
+
+
+@pytest.mark.slow
+def test_new_texts_go_where_a_person_would_put_them(text_run, tmp_path):
+    """Each cluster stands for the gold class most of its training texts have; a new text is
+    right when its cluster stands for its own class. The 40 texts were written for this test."""
+    out = tmp_path / "new.jsonl"
+    result = coevo("predict", str(text_run), str(NEW_TEXTS), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr[-3000:]
+    training = read_jsonl(text_run / "assignments.jsonl")
+    majority = {c: Counter(r["label"] for r in training if r["cluster"] == c).most_common(1)[0][0]
+                for c in {r["cluster"] for r in training}}
+    rows = read_jsonl(out)
+    assert len(rows) == 40 and all("label" in row for row in rows)
+    right = sum(majority[row["cluster"]] == row["label"] for row in rows)
+    assert right >= 32, f"{right} of 40 new texts in their class's cluster"
+
+
+@pytest.mark.slow
+def test_export_writes_tables_pandas_can_read(text_run, tmp_path):
+    csv = tmp_path / "docs.csv"
+    result = coevo("export", str(text_run), "--format", "csv", "-o", str(csv))
+    assert result.returncode == 0, result.stderr
+    documents = pd.read_csv(csv)
+    assert len(documents) == 300 and {"text", "cluster", "name", "label", "distance"} <= set(documents.columns)
+    fitted = [row["cluster"] for row in read_jsonl(text_run / "assignments.jsonl")]
+    assert documents["cluster"].tolist() == fitted
+
+    parquet = tmp_path / "clusters.parquet"
+    result = coevo("export", str(text_run), "--table", "clusters", "--format", "parquet", "-o", str(parquet))
+    assert result.returncode == 0, result.stderr
+    clusters = pd.read_parquet(parquet)
+    assert len(clusters) == 10 and clusters["size"].sum() == 300
+    assert all(len(words) > 0 for words in clusters["keywords"])
+
+    jsonl = tmp_path / "clusters.jsonl"
+    assert coevo("export", str(text_run), "--table", "clusters", "--format", "jsonl", "-o", str(jsonl)).returncode == 0
+    assert len(read_jsonl(jsonl)) == 10
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["predict", "/no/such/run", "demo"], "/no/such/run"),
+        (["export", "/no/such/run"], "/no/such/run"),
+        (["export", "RUN", "--format", "xls"], "--format"),
+        (["predict", "RUN", "demo", "--batch-size", "0"], "--batch-size"),
+        (["predict", "RUN", "no/such/texts.jsonl"], "no/such/texts.jsonl"),
+    ],
+)
+def test_bad_input_is_one_line(args, needle, text_run, tmp_path):
+    args = [str(text_run) if a == "RUN" else a for a in args]
+    result = coevo(*args, "-o", str(tmp_path / "out.jsonl"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("coevo: error:") and needle in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_an_existing_file_is_not_overwritten_unless_asked(text_run, tmp_path):
+    mine = tmp_path / "mine.csv"
+    mine.write_text("precious\n")
+    result = coevo("export", str(text_run), "-o", str(mine))
+    assert result.returncode == 2 and "--overwrite" in result.stderr
+    assert mine.read_text() == "precious\n"
+    source = tmp_path / "texts.jsonl"
+    source.write_text('{"text": "my card is gone"}\n')
+    result = coevo("predict", str(text_run), str(source), "-o", str(source), "--overwrite")
+    assert result.returncode == 2 and "input" in result.stderr
+    assert source.read_text() == '{"text": "my card is gone"}\n'
+    assert coevo("export", str(text_run), "-o", str(mine), "--overwrite").returncode == 0
+    assert len(pd.read_csv(mine)) == 300
+
+
+@pytest.mark.slow
+def test_predict_with_interpretations_is_deterministic_and_gives_the_fitted_labels(full_run):
+    model = CoEvolution.load(full_run)
+    texts = [row["text"] for row in read_jsonl(full_run / "assignments.jsonl")]
+    labels = model.predict(texts)
+    assert labels.tolist() == model.labels_.tolist()
+    again = CoEvolution.load(full_run).predict(texts[:7])
+    assert again.tolist() == CoEvolution.load(full_run).predict(texts[:7]).tolist()
+    z = model.transform(texts[:3])
+    assert z.shape[0] == 3 and np.allclose(np.linalg.norm(z, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_document_and_cluster_tables_of_an_interpretation_run(full_run):
+    model = CoEvolution.load(full_run)
+    documents = model.document_info()
+    counts = documents["interpretations"].map(len)
+    assert len(documents) == 40 and counts.max() <= 2 and (counts > 0).mean() >= 0.9  # M = 2; blank answers dropped
+    clusters = model.cluster_info()
+    assert clusters["size"].sum() == 40 and clusters["name"].map(bool).all()
+    assert json.loads((full_run / "config.json").read_text())["method"] == "full"
+
+
+def test_fit_predict_returns_the_fitted_labels(tmp_path):
+    from coevo import CoEvoConfig
+
+    corpus = load_corpus(str(demo_path()))
+    config = CoEvoConfig(n_clusters=10, method="kmeans", kmeans_init=2)
+    model = CoEvolution(config, run_dir=tmp_path / "run", progress=False)
+    labels = model.fit_predict(corpus.texts[:60])
+    assert labels.tolist() == model.labels_.tolist() and len(set(labels.tolist())) == 10
