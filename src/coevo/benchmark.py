@@ -1,6 +1,6 @@
 """``coevo bench CONFIG``: methods x datasets x seeds from a TOML file, into docs/results.
 
-The claim to reproduce (METHOD.md) is a table: ``full`` against its baselines
+The claim to reproduce (docs/method.md) is a table: ``full`` against its baselines
 and ablations on the 14 ClusterLLM datasets, mean and standard deviation over
 3 seeds of ACC, NMI and ARI, with the models, the data size, the wall time and
 the peak memory beside every number. This module produces that table, and makes
@@ -483,7 +483,7 @@ def _header(ok: Sequence[Record], meta: ReportMeta, rows: Sequence[str], variant
     else:
         common = relevant(meta.variants.get(variants[0], meta.common) if variants else meta.common)
     out.append(f"- Settings{' of all variants' if len(variants) > 1 else ''}: {_settings_text(common) or 'none'}; "
-               "everything else the defaults of `coevo run` (METHOD.md).")
+               "everything else the defaults of `coevo run` (docs/method.md).")
     out.append(f"- {policy} Tables give mean ± sample standard deviation (n−1) over the seeds; "
                f"`*` marks a cell with fewer than {len(meta.seeds)} seeds so far, `-` a cell without results.")
     machines = sorted({r.machine for r in ok if r.machine})

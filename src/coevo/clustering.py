@@ -110,8 +110,13 @@ def kmeans(x: np.ndarray, n_clusters: int, *, seed: int, n_init: int, backend: s
                         centers=np.asarray(centroids, dtype=np.float32))
 
 
+CRITERIA: tuple[str, ...] = ("stability", "silhouette", "consensus")
+"""The label-free scores :func:`interp_weight_criteria` can compute."""
+
+
 def interp_weight_criteria(text_vectors: np.ndarray, interp_mean: np.ndarray, counts: np.ndarray, n_clusters: int,
-                           weights, *, seed: int, n_init: int = 5, n_pairs: int = 5, share: float = 0.8) -> list[dict]:
+                           weights, *, seed: int, criteria: tuple[str, ...] = CRITERIA, n_init: int = 5, n_pairs: int = 5,
+                           share: float = 0.8) -> list[dict]:
     """Label-free scores of the representation ``represent(..., weight=w)`` for each w in ``weights``.
 
     ``stability``: mean ARI between KMeans runs on two random ``share`` subsamples, on the texts
@@ -120,32 +125,41 @@ def interp_weight_criteria(text_vectors: np.ndarray, interp_mean: np.ndarray, co
     ``silhouette``: cosine silhouette of a KMeans clustering in that space.
     ``consensus``: mean NMI of that clustering with the text-only and the interpretation-only
     clusterings: how well it reconciles the two views.
+    Only the named ``criteria`` are computed: each costs several KMeans fits per weight.
     """
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
 
+    unknown = set(criteria) - set(CRITERIA)
+    if unknown:
+        raise ValueError(f"unknown criteria {sorted(unknown)}; known: {', '.join(CRITERIA)}")
     n = len(text_vectors)
     rng = np.random.default_rng(seed)
     subsets = [(np.sort(rng.choice(n, int(share * n), replace=False)), np.sort(rng.choice(n, int(share * n), replace=False)))
                for _ in range(n_pairs)]
-    text_only = kmeans(normalize(text_vectors), n_clusters, seed=seed, n_init=n_init).labels
-    has = counts > 0
-    interp_only = kmeans(np.where(has[:, None], interp_mean, text_vectors), n_clusters, seed=seed, n_init=n_init).labels
+    if "consensus" in criteria:
+        text_only = kmeans(normalize(text_vectors), n_clusters, seed=seed, n_init=n_init).labels
+        has = counts > 0
+        interp_only = kmeans(np.where(has[:, None], interp_mean, text_vectors), n_clusters, seed=seed, n_init=n_init).labels
     out = []
     for w in weights:
         z = represent(text_vectors, interp_mean, counts, weight=w)
-        labels = kmeans(z, n_clusters, seed=seed, n_init=n_init).labels
-        aris = []
-        for j, (a, b) in enumerate(subsets):
-            la = kmeans(z[a], n_clusters, seed=seed + 1 + j, n_init=n_init).labels
-            lb = kmeans(z[b], n_clusters, seed=seed + 101 + j, n_init=n_init).labels
-            both, ia, ib = np.intersect1d(a, b, return_indices=True)
-            aris.append(adjusted_rand_score(la[ia], lb[ib]))
-        out.append({
-            "stability": float(np.mean(aris)),
-            "silhouette": float(silhouette_score(z, labels, metric="cosine")),
-            "consensus": float((normalized_mutual_info_score(text_only, labels)
-                                + normalized_mutual_info_score(interp_only, labels)) / 2),
-        })
+        point = {}
+        if "stability" in criteria:
+            aris = []
+            for j, (a, b) in enumerate(subsets):
+                la = kmeans(z[a], n_clusters, seed=seed + 1 + j, n_init=n_init).labels
+                lb = kmeans(z[b], n_clusters, seed=seed + 101 + j, n_init=n_init).labels
+                both, ia, ib = np.intersect1d(a, b, return_indices=True)
+                aris.append(adjusted_rand_score(la[ia], lb[ib]))
+            point["stability"] = float(np.mean(aris))
+        if "silhouette" in criteria or "consensus" in criteria:
+            labels = kmeans(z, n_clusters, seed=seed, n_init=n_init).labels
+            if "silhouette" in criteria:
+                point["silhouette"] = float(silhouette_score(z, labels, metric="cosine"))
+            if "consensus" in criteria:
+                point["consensus"] = float((normalized_mutual_info_score(text_only, labels)
+                                            + normalized_mutual_info_score(interp_only, labels)) / 2)
+        out.append(point)
     return out
 
 
@@ -163,7 +177,8 @@ def choose_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, coun
     relation sets and blur the domain sets), and no fixed weight suits all; a tie goes to the
     smaller weight, so the text decides when the interpretations add nothing measurable.
     """
-    curve = interp_weight_criteria(text_vectors, interp_mean, counts, n_clusters, INTERP_WEIGHTS, seed=seed)
+    curve = interp_weight_criteria(text_vectors, interp_mean, counts, n_clusters, INTERP_WEIGHTS, seed=seed,
+                                   criteria=(AUTO_CRITERION,))
     for w, point in zip(INTERP_WEIGHTS, curve):
         point["weight"] = w
     best = max(curve, key=lambda point: (round(point[AUTO_CRITERION], 6), -point["weight"]))

@@ -1,4 +1,4 @@
-"""The run's settings: every knob of the method, with the defaults of METHOD.md.
+"""The run's settings: every knob of the method, with the defaults of docs/method.md.
 
 One frozen dataclass is the single source of truth; the CLI's options map onto
 its fields one to one, and a run folder stores it as ``config.json`` so that
@@ -35,7 +35,7 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
 @dataclass(frozen=True)
 class CoEvoConfig:
-    """Settings of one co-evolution run (see METHOD.md for the why of each default)."""
+    """Settings of one co-evolution run (see docs/method.md for the why of each default)."""
 
     n_clusters: int
     task: str = "intent"

@@ -8,7 +8,7 @@ interpretations (nearest neighbours through faiss):
   an interpretation of text i scores p(c_i | y), the share of the mixture
   density that its own text's cluster claims. The centroid of the text's own
   cluster leaves out the text's own interpretations, so a text cannot vote for
-  itself. Measured here to pick cluster-informative answers (METHOD.md step 4).
+  itself. Measured here to pick cluster-informative answers (docs/method.md step 4).
 * ``knn``: mean cosine similarity to the k nearest interpretations of other
   texts. Prefers short generic phrases; kept for comparison.
 * ``kde``: a vMF kernel density estimate over the k nearest interpretations of

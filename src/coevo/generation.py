@@ -69,17 +69,6 @@ def generation_backend(requested: str = "auto") -> str:
     return "torch"
 
 
-def preferred_dtype(device: torch.device) -> torch.dtype:
-    """bf16 where the hardware multiplies it natively (2-2.6x faster here), else fp32."""
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return torch.float32
-    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
-
-
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
     """Temperature and nucleus (top-p) sampling; temperature 0 is greedy.
 
@@ -133,7 +122,7 @@ class Interpreter:
     ):
         self.backend = generation_backend(backend)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.dtype = dtype or preferred_dtype(self.device)
+        self.dtype = dtype or models.preferred_dtype(self.device)
         self.fingerprint = models.model_fingerprint(llm) + (
             f"+{models.model_fingerprint(str(adapter_dir))}" if adapter_dir is not None else ""
         )

@@ -2,7 +2,7 @@
 
 After a DPO round the clustering numbers can rise while the LLM degenerates:
 it may collapse to a few generic phrases, or learn to echo the input (an echo
-sits in its text's cluster, so the metrics reward it). METHOD.md measured both.
+sits in its text's cluster, so the metrics reward it). docs/method.md measured both.
 Every round therefore logs these figures, and the run backs off when one of
 them degrades past the limits below.
 """

@@ -7,7 +7,7 @@ that finished. Each step draws its randomness from (seed, round, step) and
 reloads its models from the run folder, so a resumed run ends with the same
 clusters as an uninterrupted one.
 
-Which steps run depends on ``config.method`` (METHOD.md, baselines table):
+Which steps run depends on ``config.method`` (docs/method.md, baselines table):
 
 ============== ======== ========== ====== ============ =========
 method         generate select      DPO    contrastive  cluster
@@ -314,9 +314,7 @@ class CoEvolution:
                 interpretations, tok_s = self._interpret(fallback, sampling)
                 stats = guard_stats(self.texts_, interpretations, self.prompt_)
                 info.update({"backed_off": {"from": adapter, "to": fallback, "problems": problems},
-                             "adapter": fallback, "guards": stats.to_dict()})
-                state.update(adapter=fallback, backoff=state.get("backoff", 0) + 1)
-                self._save_state(state)
+                             "adapter": fallback, "guards": stats.to_dict()})  # the state follows at _mark_done
         atomic_write_jsonl(out, [{"index": i, "interpretations": ys} for i, ys in enumerate(interpretations)])
         atomic_write_json(self._round(r) / "generate.json", info)
         self._log(f"round {r}: {stats.n_interpretations} interpretations, distinct {stats.distinct_share:.0%}, "
@@ -411,11 +409,7 @@ class CoEvolution:
         shutil.rmtree(build / "_trainer", ignore_errors=True)
         atomic_publish_dir(build, target)
         gc.collect()
-        atomic_write_json(self._round(r) / "dpo.json", summary)
-        state = self._state()
-        state["adapter"] = str(target)
-        state.setdefault("adapter_history", []).append(str(target))
-        self._save_state(state)
+        atomic_write_json(self._round(r) / "dpo.json", summary)  # the state follows at _mark_done
         self._log(f"round {r}: DPO on {len(pairs)} pairs, loss {summary['loss_first']:.3f} -> {summary['loss_last']:.3f}, "
                   f"{summary['train_seconds']:.0f}s")
 
@@ -524,7 +518,7 @@ class CoEvolution:
 
     def _mark_done(self, r: int, step: str, seconds: float) -> None:
         state = self._state()
-        state["done"].append(f"round{r}/{step}")
+        _advance(state, r, step, read_json(self._round(r) / f"{step}.json", dict), self._round(r))
         state.setdefault("seconds", {})[f"round{r}/{step}"] = seconds
         state["peak_rss_mb"] = max(peak_rss_mb(), state.get("peak_rss_mb", 0.0))
         self._save_state(state)
@@ -574,13 +568,7 @@ class CoEvolution:
                     continue
                 if self._damage(r, step) is not None:
                     return state
-                record = read_json(self._round(r) / f"{step}.json", dict)
-                if step == "generate" and record.get("backed_off"):
-                    state.update(adapter=record["backed_off"]["to"], backoff=state["backoff"] + 1)
-                if step == "dpo" and record["pairs"]:
-                    state["adapter"] = str(self._round(r) / "adapter")
-                    state.setdefault("adapter_history", []).append(state["adapter"])
-                state["done"].append(f"round{r}/{step}")
+                _advance(state, r, step, read_json(self._round(r) / f"{step}.json", dict), self._round(r))
         return state
 
     def _damage(self, r: int, step: str) -> str | None:
@@ -636,9 +624,9 @@ class CoEvolution:
         if interpretations is None or kind == "text":
             w = 0.0
         elif kind == "auto":
-            recorded = self._round(r) / "cluster.json"
-            if cfg.represent == "auto" and recorded.exists() and "interp_weight_curve" in read_json(recorded):
-                w = read_json(recorded)["interp_weight"]
+            recorded = self._recorded_interp_weight(r) if cfg.represent == "auto" else None
+            if recorded is not None:
+                w = recorded
             else:
                 w, curve = choose_interp_weight(text_vec, interp_mean, counts, cfg.n_clusters,
                                                 seed=step_seed(cfg.seed, r, "cluster"))
@@ -649,6 +637,13 @@ class CoEvolution:
         z = represent(text_vec, interp_mean, counts, weight=w)
         return z, (interpretations, interp_vec, owner), weight or {"interp_weight": w}
 
+    def _recorded_interp_weight(self, r: int) -> float | None:
+        """The interpretation weight round ``r``'s cluster step used, as its cluster.json says (None before it
+        ran): a weight chosen per run (``represent auto``) is reused, not chosen again, by recluster and predict."""
+        path = self._round(r) / "cluster.json"
+        weight = read_json(path, dict).get("interp_weight") if path.is_file() else None
+        return None if weight is None else float(weight)
+
     def _embed_all(self, embedder, interpretations: list[list[str]]):
         flat = [y for ys in interpretations for y in ys]
         owner = np.array([i for i, ys in enumerate(interpretations) for _ in ys], dtype=np.int64)
@@ -658,6 +653,23 @@ class CoEvolution:
 
 
 _STEP = re.compile(rf"round[1-9][0-9]*/({'|'.join(STEPS)})")
+
+
+def _advance(state: dict, r: int, step: str, record: dict, folder: Path) -> None:
+    """A finished step's effect on the run's state, read from the step's own record (``<step>.json``).
+
+    Steps never change state.json themselves: a process killed after a step wrote
+    its outputs but before it was recorded redoes the step, and a redo must start
+    from the state the first attempt started from (a DPO step that had already
+    moved the adapter forward would train on top of its own result). Recording
+    and replaying (``_rebuild_state``) go through this one function.
+    """
+    if step == "generate" and record.get("backed_off"):
+        state.update(adapter=record["backed_off"]["to"], backoff=state.get("backoff", 0) + 1)
+    if step == "dpo" and record["pairs"]:
+        state["adapter"] = str(folder / "adapter")
+        state.setdefault("adapter_history", []).append(state["adapter"])
+    state["done"].append(f"round{r}/{step}")
 
 
 def _state_problem(state: dict) -> str | None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .atomic import atomic_target, atomic_write_bytes, read_json
+from .atomic import atomic_target, atomic_write_bytes
 from .clustering import embed, mean_by_owner, represent
 from .errors import CoevoError
 
@@ -101,13 +101,12 @@ class Predictor:
         cfg = self.config
         if not cfg.uses_llm or cfg.represent == "text":
             return 0.0
-        recorded = self.model._round(self.last) / "cluster.json"
-        if recorded.is_file():
-            weight = read_json(recorded).get("interp_weight")
-            if weight is not None:
-                return float(weight)
+        weight = self.model._recorded_interp_weight(self.last)
+        if weight is not None:
+            return weight
         if cfg.represent == "auto":
-            raise CoevoError(f"{recorded}: no interp_weight recorded; the run's representation cannot be rebuilt")
+            raise CoevoError(f"{self.model._round(self.last) / 'cluster.json'}: no interp_weight recorded; "
+                             "the run's representation cannot be rebuilt")
         return cfg.interp_weight
 
     def predict(self, texts: list[str]) -> Prediction:

@@ -10,7 +10,7 @@ CPU cores that cut the time per pair by about 1.9x at equal reward accuracy,
 though it moved the reward margin somewhat less per epoch than fp32
 (docs/results/speed.md, DPO).
 
-The loss is plain sigmoid DPO by default. METHOD.md saw plain DPO drift into
+The loss is plain sigmoid DPO by default. docs/method.md saw plain DPO drift into
 echoing the input and added an NLL (SFT) term on the chosen answer; here the
 selection rules already keep copies and prompt leaks out of the chosen answers,
 and with short phrases the SFT term sharpened Qwen2.5-Coder-0.5B into fewer,
@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from . import models
-from .generation import preferred_dtype
+from .models import preferred_dtype
 from .prompts import chat_messages, cut_to_tokens
 from .selection import PreferencePair
 

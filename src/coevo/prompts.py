@@ -3,7 +3,7 @@
 All wording the LLM sees lives here, so it is easy to read and change. The
 instructions ask for a short *phrase*, not a sentence: sentence-style answers
 ("The user is asking about ...") share boilerplate that dominates their
-embeddings and drowns the part that tells texts apart (METHOD.md, step 1).
+embeddings and drowns the part that tells texts apart (docs/method.md, step 1).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 For each text, chosen = its best-scoring *eligible* interpretation and
 rejected = its worst one. An interpretation that copies most of its text or
 leaks the prompt is never eligible as chosen, and is preferred as rejected:
-this is what keeps DPO from teaching the LLM to echo its input (METHOD.md
+this is what keeps DPO from teaching the LLM to echo its input (docs/method.md
 measured 5.5% -> 59.6% echoes without the rule). Only the pairs with the
 largest margin are kept, since a small margin is mostly sampling noise.
 """
