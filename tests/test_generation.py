@@ -37,7 +37,8 @@ def test_shared_prefill_matches_plain_generate(interpreter):
 
 
 def test_prefill_scores_no_prompt_position(interpreter):
-    """The LM head sees one position per row and step: the prefill only fills the cache."""
+    """The LM head sees one position per row and decode step, and none in the prefill, which only
+    fills the cache (a prefill through the LM head cost 17 GB with a merged adapter)."""
     it = interpreter
     seen = []
     hook = it.model.get_output_embeddings().register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
@@ -46,7 +47,8 @@ def test_prefill_scores_no_prompt_position(interpreter):
         it._decode_batch(prompts, SamplingConfig(samples=2, temperature=0.0, max_new_tokens=3), seed=0)
     finally:
         hook.remove()
-    assert seen and all(shape[1] == 1 for shape in seen)
+    # the first call is the first decode step (2 prompts x 2 samples rows), not a prefill of the 2 prompts
+    assert tuple(seen[0][:2]) == (4, 1) and len(seen) <= 3 and all(shape[1] == 1 for shape in seen)
 
 
 def test_samples_order_seed_and_cache(interpreter, monkeypatch):
