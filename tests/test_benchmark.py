@@ -84,6 +84,7 @@ def test_good_config_parses(tmp_path, data_dir):
         (GOOD.replace("seeds = [0, 1, 2]", "seeds = [0, 0]"), "seeds", "twice"),
         (GOOD.replace("[settings]", "sample = 1\n[settings]"), "sample", "at least 2"),
         (GOOD + '[[variants]]\nembedder = "x"\n', "variants[0].name", "name"),
+        (GOOD.replace("[settings]", '[groups]\ndev = ["reddit"]\n[settings]'), "groups.dev", "unknown dataset of the config"),
     ],
 )
 def test_config_errors_name_the_file_and_key(tmp_path, data_dir, body, key, needle):
@@ -125,7 +126,8 @@ def test_shipped_configs_parse():
         config = load_bench_config(REPO / "bench" / "configs" / f"{tier}.toml")
         assert set(config.datasets) <= set(DATASET_TASKS)
     cpu = load_bench_config(REPO / "bench" / "configs" / "cpu.toml")
-    assert len(cpu.datasets) == 14 and len(cpu.cells) == 14 * 4 + 5 * 2 and cpu.sample == 600
+    assert len(cpu.datasets) == 14 and len(cpu.cells) == 14 * 2 and cpu.sample == 600
+    assert sorted(cpu.groups["dev"] + cpu.groups["confirmation"]) == sorted(cpu.datasets)  # the halves of issue 13
     baseline = load_bench_config(REPO / "bench" / "configs" / "baseline.toml")
     assert [(v.settings["embedder"], v.settings["kmeans_init"]) for v in baseline.variants] == [
         ("all-MiniLM-L6-v2", 50), ("all-mpnet-base-v2", 50), ("all-MiniLM-L6-v2", 5)]
@@ -201,10 +203,24 @@ def test_render_markdown_tables():
     assert "| goemo | **21.0 ± 1.0** | - | 19.0* |" in acc
     assert "reddit" not in acc  # no results at all: no row
     assert "| *mean of the 2 datasets with kmeans, full* | 31.0 | - | 35.0 |" in acc
-    assert "- full beats kmeans on 1 of 2 datasets (higher mean)." in acc
+    assert "- full beats kmeans on 1 of 2 datasets (higher mean); mean difference +4.0, lowest -2.0 (goemo)." in acc
     assert "full beats expand" not in acc
     assert "## Failed cells" in text and "goemo · expand · seed 0: boom" in text
     assert "| bank77 | 100 | 10 | 1.0 · 2.0 | - | 1.0 · 2.0 |" in text  # cost: minutes · GB of the seed-0 runs
+
+
+def test_groups_get_their_own_means_and_comparisons(tmp_path, data_dir):
+    config = load_bench_config(write_config(tmp_path, GOOD.replace(
+        "[settings]", '[groups]\ndev = ["bank77"]\nconfirmation = ["goemo"]\n[settings]'), data_dir))
+    assert config.groups == {"dev": ("bank77",), "confirmation": ("goemo",)}
+    cells = (("bank77", "kmeans", 40.0), ("bank77", "full", 45.0), ("goemo", "kmeans", 20.0), ("goemo", "full", 19.0))
+    records = [record(d, m, 0, acc, options={"rounds": 2}) for d, m, acc in cells]
+    text = render_markdown(records, ReportMeta.of(config))
+    acc = text.split("## ACC (%)")[1].split("## NMI")[0]
+    assert "Group `dev`: bank77;" in text
+    assert "- full beats kmeans on 1 of 2 datasets (higher mean); mean difference +2.0, lowest -1.0 (goemo)." in acc
+    assert "- full beats kmeans on 1 of 1 datasets of group dev (higher mean); mean difference +5.0" in acc
+    assert "- full beats kmeans on 0 of 1 datasets of group confirmation (higher mean); mean difference -1.0" in acc
 
 
 def test_render_markdown_with_variants_labels_columns():

@@ -111,7 +111,7 @@ METRICS: tuple[str, ...] = ("acc", "nmi", "ari")
 
 _NO_LLM_SETTINGS = ("embedder", "kmeans_init", "cache_dir", "trust_remote_code")  # what a kmeans-only table reports
 _TOP_KEYS = ("description", "data_dir", "datasets", "methods", "seeds", "seed_policy", "sample", "settings", "extra",
-             "variants")
+             "variants", "groups")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -152,6 +152,7 @@ class BenchConfig:
     sample: int | None
     common: Mapping[str, Any]  # the [settings] table
     variants: tuple[Variant, ...]
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. the dev and confirmation halves
 
 
 def load_bench_config(path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None) -> BenchConfig:
@@ -235,6 +236,12 @@ def load_bench_config(path: str | os.PathLike, *, data_dir: str | os.PathLike | 
                 key = "settings" if variant.name == DEFAULT_VARIANT else f"variants[{i}]"
                 raise fail(key, f"with method {method}: {exc}") from None
 
+    groups = {}
+    for name, members in _typed(raw.get("groups", {}), dict, "groups", fail).items():
+        if not _NAME.fullmatch(name):
+            raise fail(f"groups.{name}", "a group name is letters, digits, '-', '_' or '.'")
+        groups[name] = tuple(_names({name: members}, name, all_datasets, "dataset of the config", fail, prefix="groups."))
+
     if data_dir is not None:
         folder, key = Path(data_dir), "option --data-dir"
     else:
@@ -247,7 +254,7 @@ def load_bench_config(path: str | os.PathLike, *, data_dir: str | os.PathLike | 
             raise CoevoError(f"{key}: {folder} has no {dataset}.jsonl (dataset of {where})")
 
     return BenchConfig(path, tier, description, folder.resolve(), all_datasets, all_methods, tuple(cells),
-                       tuple(seeds), policy, sample, common, tuple(variants))
+                       tuple(seeds), policy, sample, common, tuple(variants), groups)
 
 
 def _typed(value: Any, kind: type, key: str, fail: Callable[[str, str], CoevoError]) -> Any:
@@ -370,12 +377,13 @@ class ReportMeta:
     variant_methods: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)  # name -> methods it runs
     datasets: tuple[str, ...] = ()  # row order; datasets only in the records come after
     methods: tuple[str, ...] = ()  # column order; likewise
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # averaged and compared on their own too
 
     @classmethod
     def of(cls, config: BenchConfig) -> "ReportMeta":
         return cls(config.tier, config.description, config.seed_policy, config.seeds, config.sample, config.common,
                    {v.name: v.settings for v in config.variants}, {v.name: v.methods for v in config.variants},
-                   config.datasets, config.methods)
+                   config.datasets, config.methods, config.groups)
 
 
 def _stale(record: Record, meta: ReportMeta) -> bool:
@@ -412,7 +420,7 @@ def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
         lines += ["", "No results yet."]
     for metric in METRICS if ok else ():
         lines += ["", f"## {metric.upper()} (%)", ""]
-        lines += _metric_table(ok, metric, rows, columns, label, len(meta.seeds))
+        lines += _metric_table(ok, metric, rows, columns, label, len(meta.seeds), meta.groups)
     if ok:
         lines += ["", "## Cost per run (wall time in minutes · peak memory in GB)", ""]
         lines += _cost_table(ok, rows, columns, label)
@@ -484,6 +492,8 @@ def _header(ok: Sequence[Record], meta: ReportMeta, rows: Sequence[str], variant
         common = relevant(meta.variants.get(variants[0], meta.common) if variants else meta.common)
     out.append(f"- Settings{' of all variants' if len(variants) > 1 else ''}: {_settings_text(common) or 'none'}; "
                "everything else the defaults of `coevo run` (docs/method.md).")
+    for name, members in meta.groups.items():
+        out.append(f"- Group `{name}`: {', '.join(members)}; its means and comparisons follow each table's own.")
     out.append(f"- {policy} Tables give mean ± sample standard deviation (n−1) over the seeds; "
                f"`*` marks a cell with fewer than {len(meta.seeds)} seeds so far, `-` a cell without results.")
     machines = sorted({r.machine for r in ok if r.machine})
@@ -505,7 +515,7 @@ def _settings_text(settings: Mapping[str, Any]) -> str:
     return ", ".join(f"{names.get(k, k)} `{v}`" for k, v in settings.items())
 
 
-def _metric_table(ok, metric, rows, columns, label, n_seeds) -> list[str]:
+def _metric_table(ok, metric, rows, columns, label, n_seeds, groups=None) -> list[str]:
     values = {c: {} for c in columns}
     for r in ok:
         if (r.method, r.variant) in values and getattr(r, metric) is not None:
@@ -528,14 +538,19 @@ def _metric_table(ok, metric, rows, columns, label, n_seeds) -> list[str]:
             cells.append(f"**{text}**" if means[c][d] == best and len(present) > 1 else text)
         out.append(f"| {d} | " + " | ".join(cells) + " |")
     out += _average_rows(means, rows, columns, label)
+    for name, members in (groups or {}).items():
+        out += _average_rows(means, [d for d in rows if d in members], columns, label, name)
     beats = _beats_lines(means, rows, columns, label)
+    for name, members in (groups or {}).items():
+        beats += _beats_lines(means, [d for d in rows if d in members], columns, label, name)
     return out + ([""] + beats if beats else [])
 
 
-def _average_rows(means, rows, columns, label) -> list[str]:
+def _average_rows(means, rows, columns, label, group_name: str | None = None) -> list[str]:
     """Means over the datasets that have every column; when some columns cover fewer datasets
-    (the [[extra]] methods), first a row for the best-covered columns over the datasets they share."""
-    coverage = {c: set(means[c]) for c in columns}
+    (the [[extra]] methods), first a row for the best-covered columns over the datasets they share.
+    ``group_name``: the rows are that group's datasets, and the row says so."""
+    coverage = {c: set(means[c]) & set(rows) for c in columns}
     widest = max((len(s) for s in coverage.values()), default=0)
     groups = [[c for c in columns if len(coverage[c]) == widest]]
     if len(groups[0]) < len(columns):
@@ -546,19 +561,27 @@ def _average_rows(means, rows, columns, label) -> list[str]:
         if len(shared) < 2:
             continue  # the mean of one dataset is its row
         names = "every column" if len(group) == len(columns) else ", ".join(label[c] for c in group)
+        within = f" of group {group_name}" if group_name else ""
         cells = [f"{statistics.fmean(means[c][d] for d in shared):.1f}" if c in group else "-" for c in columns]
-        out.append(f"| *mean of the {len(shared)} datasets with {names}* | " + " | ".join(cells) + " |")
+        out.append(f"| *mean of the {len(shared)} datasets{within} with {names}* | " + " | ".join(cells) + " |")
     return out
 
 
-def _beats_lines(means, rows, columns, label) -> list[str]:
+def _beats_lines(means, rows, columns, label, group_name: str | None = None) -> list[str]:
+    """How ``full`` compares with each other column: wins, the mean difference and the largest shortfall,
+    the three figures a claim of improvement needs (a mean gain can hide one dataset badly hurt)."""
     out = []
+    within = f" of group {group_name}" if group_name else ""
     for full in [c for c in columns if c[0] == "full"]:
         for other in [c for c in columns if c[1] == full[1] and c != full]:
             shared = [d for d in rows if d in means[full] and d in means[other]]
             if shared:
-                wins = sum(means[full][d] > means[other][d] for d in shared)
-                out.append(f"- {label[full]} beats {label[other]} on {wins} of {len(shared)} datasets (higher mean).")
+                gaps = {d: means[full][d] - means[other][d] for d in shared}
+                wins = sum(gap > 0 for gap in gaps.values())
+                worst = min(gaps, key=gaps.get)
+                out.append(f"- {label[full]} beats {label[other]} on {wins} of {len(shared)} datasets{within} "
+                           f"(higher mean); mean difference {statistics.fmean(gaps.values()):+.1f}, "
+                           f"lowest {gaps[worst]:+.1f} ({worst}).")
     return out
 
 
