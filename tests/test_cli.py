@@ -66,6 +66,10 @@ def test_full_run_end_to_end(full_run):
         assert read_jsonl(full_run / f"round{r}" / "pairs.jsonl")
         guards = summary["rounds"][r - 1]["guards"]
         assert set(guards) >= {"distinct_share", "mean_words", "copy_rate", "leak_rate"}
+    peaks = summary["rounds"][0]["peak_rss_mb_by_step"]  # each step's own peak, so the hungry step is named
+    assert set(peaks) == {"generate", "select", "dpo", "contrastive", "cluster"} and all(v > 0 for v in peaks.values())
+    assert set(summary["rounds"][1]["peak_rss_mb_by_step"]) == {"generate", "select", "contrastive", "cluster"}
+    assert summary["peak_rss_mb"] >= max(peaks.values())
     assert len(read_jsonl(full_run / "assignments.jsonl")) == 40
     stdout = (full_run / "stdout.txt").read_text()
     assert "clusters (largest first)" in stdout and "round  ACC" in stdout

@@ -446,16 +446,27 @@ def _rounds_table(ok: Sequence[Record], label: Mapping[tuple[str, str], str]) ->
              "Distinct = share of distinct interpretations; copy = share covering ≥ 80% of their text's words; "
              "leak = share repeating the prompt; interp-only ACC = KMeans on the mean interpretation embedding alone. "
              "A round whose trained LLM degraded past the guard limits backs off to the previous LLM; "
+             "peak GB = the largest of the round's per-step peak memories, and its step; "
              "the last column says what the trained LLM did.", "",
-             "| dataset | method | round | distinct % | words | copy % | leak % | interp-only ACC | ACC | back-off |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| dataset | method | round | distinct % | words | copy % | leak % | interp-only ACC | ACC | peak GB (step) "
+             "| back-off |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in sorted(runs, key=lambda r: (r.dataset, r.method, r.variant)):
         for d in r.rounds_detail:
             problems = "; ".join(d.get("backoff_problems") or []) or ("yes" if d.get("backed_off") else "")
             lines.append(f"| {r.dataset} | {label.get((r.method, r.variant), r.method)} | {d['round']} | "
                          f"{_fmt(d.get('distinct_pct'))} | {_fmt(d.get('mean_words'))} | {_fmt(d.get('copy_pct'))} | "
-                         f"{_fmt(d.get('leak_pct'))} | {_fmt(d.get('interp_only_acc'))} | {_fmt(d.get('acc'))} | {problems} |")
+                         f"{_fmt(d.get('leak_pct'))} | {_fmt(d.get('interp_only_acc'))} | {_fmt(d.get('acc'))} | "
+                         f"{_step_peak(d.get('peak_rss_mb_by_step'))} | {problems} |")
     return lines
+
+
+def _step_peak(by_step: Mapping[str, float] | None) -> str:
+    """The round's largest per-step peak and its step (runs from before per-step peaks were kept: -)."""
+    if not by_step:
+        return "-"
+    step = max(by_step, key=by_step.get)
+    return f"{by_step[step] / 1024:.1f} ({step})"
 
 
 def _fmt(value: float | None) -> str:
@@ -917,7 +928,8 @@ def _round_detail(row: dict) -> dict[str, Any]:
             "leak_pct": pct("leak_rate"), "mean_words": guards.get("mean_words"),
             "interp_only_acc": interp.get("acc"), "acc": metrics.get("acc"), "nmi": metrics.get("nmi"),
             "ari": metrics.get("ari"), "n_pairs": row.get("n_pairs"), "backed_off": bool(row.get("backed_off")),
-            "backoff_problems": (row.get("backed_off") or {}).get("problems", [])}
+            "backoff_problems": (row.get("backed_off") or {}).get("problems", []),
+            "peak_rss_mb_by_step": row.get("peak_rss_mb_by_step") or {}}
 
 
 def _scores(record: Record) -> str:

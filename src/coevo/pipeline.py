@@ -54,7 +54,7 @@ from .lock import RunLock
 from .metrics import evaluate
 from .predict import save_centers
 from .prompts import MAX_TEXT_TOKENS, system_prompt
-from .provenance import peak_rss_mb
+from .provenance import peak_rss_mb, reset_peak_rss
 from .report import describe_clusters
 from .selection import select_pairs
 
@@ -245,6 +245,7 @@ class CoEvolution:
                     continue
                 self._round(r).mkdir(exist_ok=True)
                 t0 = time.perf_counter()
+                reset_peak_rss()
                 getattr(self, f"_{step}")(r)
                 _pause_for_tests(f"round{r}/{step}")
                 self._mark_done(r, step, time.perf_counter() - t0)
@@ -499,7 +500,9 @@ class CoEvolution:
                     row["n_pairs"] = data.get("n_pairs")
                 else:
                     row[name] = data
-        row["seconds"] = {k.split("/", 1)[1]: v for k, v in self._state().get("seconds", {}).items() if k.startswith(f"round{r}/")}
+        state = self._state()
+        for key in ("seconds", "peak_rss_mb_by_step"):
+            row[key] = {k.split("/", 1)[1]: v for k, v in state.get(key, {}).items() if k.startswith(f"round{r}/")}
         return row
 
     # ------------------------------------------------------------------ helpers
@@ -520,7 +523,9 @@ class CoEvolution:
         state = self._state()
         _advance(state, r, step, read_json(self._round(r) / f"{step}.json", dict), self._round(r))
         state.setdefault("seconds", {})[f"round{r}/{step}"] = seconds
-        state["peak_rss_mb"] = max(peak_rss_mb(), state.get("peak_rss_mb", 0.0))
+        peak = peak_rss_mb()  # since the step began (reset_peak_rss), where the system allows it
+        state.setdefault("peak_rss_mb_by_step", {})[f"round{r}/{step}"] = peak
+        state["peak_rss_mb"] = max(peak, state.get("peak_rss_mb", 0.0))
         self._save_state(state)
 
     # ------------------------------------------------------------------ damaged run folders

@@ -27,6 +27,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Start this process's peak (VmHWM) afresh, so the next reading is the peak of what runs from
+    now on: how a run tells which step needed the memory. Linux only (``clear_refs``); elsewhere the
+    peak keeps counting from the start and False is returned."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 # What a benchmark writes while it runs (its result tables) and prose: a change there does
 # not change what was measured, so it does not make the stamp "-dirty".
 _NOT_CODE = (":(exclude)docs", ":(exclude,glob)**/*.md")
