@@ -144,3 +144,20 @@ def test_fit_predict_returns_the_fitted_labels(tmp_path):
     model = CoEvolution(config, run_dir=tmp_path / "run", progress=False)
     labels = model.fit_predict(corpus.texts[:60])
     assert labels.tolist() == model.labels_.tolist() and len(set(labels.tolist())) == 10
+
+
+@pytest.mark.slow
+def test_a_cut_short_embedder_is_one_line_and_resume_redoes_it(full_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    weights = run / "round2" / "embedder" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    result = coevo("predict", str(run), str(NEW_TEXTS), "-o", str(tmp_path / "p.jsonl"), "-q")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "model.safetensors" in result.stderr and "cut short" in result.stderr and "--resume" in result.stderr
+    result = coevo("run", "--resume", str(run), "-q", "--show", "0")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "redoing round2/contrastive" in result.stderr
+    assert coevo("predict", str(run), str(NEW_TEXTS), "-o", str(tmp_path / "p.jsonl"), "-q").returncode == 0

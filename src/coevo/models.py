@@ -29,7 +29,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .atomic import atomic_publish_dir, atomic_write_json, read_json, staging_dir
+from .atomic import DamagedFile, atomic_publish_dir, atomic_write_json, read_json, staging_dir
 from .errors import CoevoError
 
 if TYPE_CHECKING:
@@ -488,3 +488,24 @@ def preferred_dtype(device: torch.device) -> torch.dtype:
     except OSError:
         return torch.float32
     return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+
+
+def check_saved_weights(folder: str | os.PathLike, *, required: str | None = None) -> None:
+    """Raise DamagedFile for a weights file of a model folder a run saved that is cut short or foreign.
+
+    Reading each safetensors header is enough: the format records every tensor's byte range,
+    and the reader refuses a file that does not cover them. It costs milliseconds, where
+    loading a damaged folder would fail deep inside a library with a traceback.
+    ``required``: a weights file the folder must hold.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(folder)
+    if required is not None and not (folder / required).is_file():
+        raise DamagedFile(folder / required, "missing")
+    for path in sorted(folder.rglob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt"):
+                pass
+        except (SafetensorError, OSError) as error:
+            raise DamagedFile(path, f"cut short or damaged ({str(error).splitlines()[0]})") from None

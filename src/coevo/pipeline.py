@@ -591,9 +591,11 @@ class CoEvolution:
             elif step == "dpo":
                 if _record(folder / "dpo.json", ("pairs",))["pairs"]:
                     read_json(folder / "adapter" / "adapter_config.json", dict)
+                    models.check_saved_weights(folder / "adapter", required="adapter_model.safetensors")
             elif step == "contrastive":
                 if _record(folder / "contrastive.json", ("pairs",))["pairs"]:
                     read_json(folder / "embedder" / "modules.json", list)
+                    models.check_saved_weights(folder / "embedder")
             else:
                 _rows(folder / "assignments.jsonl", ("cluster",), n)
                 _record(folder / "cluster.json", ("clusters",))

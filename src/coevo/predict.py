@@ -129,8 +129,22 @@ class Predictor:
     @property
     def embedder(self):
         if self._embedder is None:
+            for r in range(self.last, 0, -1):  # the folder _embedder loads: the last round that trained one
+                if (self.model._round(r) / "embedder").is_dir():
+                    self._check(self.model._round(r) / "embedder")
+                    break
             self._embedder = self.model._embedder(self.last)
         return self._embedder
+
+    def _check(self, folder: Path, required: str | None = None) -> None:
+        """A damaged model folder is one line saying how to rebuild it, not a traceback from the loader."""
+        from .atomic import DamagedFile
+        from .models import check_saved_weights
+
+        try:
+            check_saved_weights(folder, required=required)
+        except DamagedFile as error:
+            raise CoevoError(f"{error}; redo that step with: coevo run --resume {self.model.run_dir_}") from None
 
     @property
     def interpreter(self):
@@ -138,6 +152,8 @@ class Predictor:
             from .generation import Interpreter
 
             cfg = self.config
+            if self.adapter is not None:
+                self._check(Path(self.adapter), required="adapter_model.safetensors")
             self._interpreter = Interpreter(cfg.llm, self.adapter, cache_dir=cfg.cache_dir,
                                             trust_remote_code=cfg.trust_remote_code, backend=cfg.generation_backend)
         return self._interpreter
