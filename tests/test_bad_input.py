@@ -60,6 +60,19 @@ def inject(monkeypatch, error_number: int) -> None:
     monkeypatch.setattr(coevo.atomic.tempfile, "mkstemp", failing_mkstemp)
 
 
+def full_disk_in_a_library(monkeypatch) -> None:
+    """The cluster step fails as a library's own save does on a full disk: safetensors folds the
+    operating system's error into its SafetensorError as "(os error 28)"."""
+    from safetensors import SafetensorError
+
+    from coevo.pipeline import CoEvolution
+
+    def save_fails(self, r):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(CoEvolution, "_cluster", save_fails)
+
+
 def held(tmp_path: Path, request) -> str:
     folder = run_folder(tmp_path)
     lock = RunLock(folder).__enter__()
@@ -131,6 +144,9 @@ CASES = {
     # the disk
     "no permission (injected)": (lambda t, m, r: (inject(m, errno.EACCES), ["run", "demo", "-k", "5", "-o", str(t / "out"), *SMALL])[1],
                                  ["out", "Permission denied", "-o"]),
+    "disk full in a library's save (injected)": (
+        lambda t, m, r: (full_disk_in_a_library(m), ["run", "demo", "-k", "5", "-o", str(t / "out"), *SMALL])[1],
+        ["No space left on device", "finished steps are kept", "--resume"]),
     "disk full (injected)": (lambda t, m, r: (inject(m, errno.ENOSPC), ["run", "demo", "-k", "5", "-o", str(t / "out"), *SMALL])[1],
                              ["out", "No space left on device"]),
 }

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -51,9 +52,22 @@ def _naming(error: OSError, path: Path) -> OSError:
     return type(error)(error.errno, error.strerror, str(path)) if error.errno is not None else error
 
 
+def os_error_of(error: BaseException) -> OSError | None:
+    """The operating-system error behind ``error``: itself, or the one a library written in Rust
+    (safetensors, tokenizers) folded into its own exception as "... (os error 28)"."""
+    if isinstance(error, OSError):
+        return error
+    match = re.search(r"\(os error (\d+)\)", str(error))
+    if match is None:
+        return None
+    number = int(match.group(1))
+    return OSError(number, os.strerror(number))
+
+
 def write_problem(error: BaseException) -> str | None:
     """One line for an error the user can fix (no space, no permission, read-only disk); None for anything else."""
-    if not isinstance(error, OSError) or error.errno not in _ENVIRONMENT_ERRNOS:
+    error = os_error_of(error)
+    if error is None or error.errno not in _ENVIRONMENT_ERRNOS:
         return None
     return f"{error.filename or 'a file'}: {error.strerror or os.strerror(error.errno)}"
 

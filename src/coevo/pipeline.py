@@ -43,7 +43,7 @@ import numpy as np
 
 from . import models
 from .atomic import (DamagedFile, atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl,
-                     read_json, read_jsonl, write_problem)
+                     os_error_of, read_json, read_jsonl, write_problem)
 from .clustering import choose_interp_weight, embed, kmeans, mean_by_owner, represent
 from .config import REPRESENTS, CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
@@ -733,7 +733,7 @@ def _writing(run_dir: Path) -> Iterator[None]:
     """A full disk or a folder without write permission: one line saying what is kept and how to go on."""
     try:
         yield
-    except OSError as error:
+    except Exception as error:  # a trainer's own save reports a full disk as its library's error
         problem = write_problem(error)
         if problem is None:
             raise
@@ -741,7 +741,8 @@ def _writing(run_dir: Path) -> Iterator[None]:
             started = (run_dir / "state.json").is_file()
         except OSError:
             started = False
-        fix = "free some space" if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else "make it writable"
+        full = os_error_of(error).errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+        fix = "free some space" if full else "make it writable"
         advice = (f"the finished steps are kept; {fix}, then continue with: coevo run --resume {run_dir}"
                   if started else f"{fix}, or choose another run folder with -o")
         raise CoevoError(f"{problem}; {advice}") from None
