@@ -58,8 +58,11 @@ def _quiet_libraries() -> None:
 
 
 def _report(model, corpus_line: str | None, max_clusters: int) -> None:
+    """The end of a run: the named clusters, the metrics, and where the files and the HTML report are."""
     from .report import format_clusters, format_metrics
+    from .report_html import build_report
 
+    page = build_report(model)
     if corpus_line:
         typer.echo(corpus_line)
     if max_clusters > 0:
@@ -69,6 +72,7 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
         typer.echo("\nper round (ACC/NMI/ARI in %, against the gold labels):")
         typer.echo(format_metrics(model.history_))
     typer.echo(f"\nresults: {model.run_dir_ / 'assignments.jsonl'}  summary: {model.run_dir_ / 'summary.json'}")
+    typer.echo(f"report: {page}")
 
 
 KMEANS_INIT_HELP = "KMeans restarts per clustering; the one with the lowest objective is kept."
@@ -247,6 +251,19 @@ def export(
     frame = model.document_info() if table == "documents" else model.cluster_info()
     write_table(frame, target, format)
     typer.echo(f"{len(frame)} rows: {target}")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run folder (the -o of coevo run).", show_default=False),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
+) -> None:
+    """Rebuild RUN_DIR/report.html: map of the texts, cluster sizes and names, per-round charts (coevo run writes it too)."""
+    from .report_html import write_report
+
+    if quiet:
+        _quiet_libraries()
+    typer.echo(f"report: {write_report(run_dir, progress=not quiet)}")
 
 
 @app.command()
