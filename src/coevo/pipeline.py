@@ -507,7 +507,7 @@ class CoEvolution:
         except DamagedFile as error:
             self._warn(f"warning: {error}; naming the clusters again")
             kept = None
-        if kept is not None and kept.get("basis") == basis and isinstance(kept.get("clusters"), list):
+        if kept is not None and kept.get("basis") == basis and _names_cover(kept.get("clusters"), clusters):
             return kept
         t0 = time.perf_counter()
         keywords = class_keywords(self.texts_, self.labels_)
@@ -717,6 +717,13 @@ def _advance(state: dict, r: int, step: str, record: dict, folder: Path) -> None
         state["adapter"] = str(folder / "adapter")
         state.setdefault("adapter_history", []).append(state["adapter"])
     state["done"].append(f"round{r}/{step}")
+
+
+def _names_cover(named, clusters: list[dict]) -> bool:
+    """Whether names.json's clusters are these clusters, in order, each with a name and keywords."""
+    return (isinstance(named, list) and len(named) == len(clusters)
+            and all(isinstance(n, dict) and n.get("cluster") == c["cluster"] and isinstance(n.get("name"), str)
+                    and isinstance(n.get("keywords"), list) for n, c in zip(named, clusters)))
 
 
 def _state_problem(state: dict) -> str | None:

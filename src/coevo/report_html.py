@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from plotly.colors import qualitative
 
 from .atomic import atomic_write_text
 from .export import cluster_keywords, cluster_names
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 REPORT = "report.html"
 MAP_POINTS = 3000
 HOVER_CHARS = 300
+PALETTE = [*qualitative.Dark24, *qualitative.Light24]
+"""48 distinct colours, in cluster order (largest first), shared by the map and the bars."""
 
 
 def write_report(run_dir: str | Path, *, progress: bool = False) -> Path:
@@ -103,7 +106,7 @@ def _map(model: CoEvolution, names: dict[int, str]) -> go.Figure:
     sample = f"{len(shown)} of {len(z)} texts" if len(shown) < len(z) else f"{len(z)} texts"
     figure = px.scatter(frame, x="x", y="y", color="cluster", category_orders={"cluster": order},
                         custom_data=["cluster", "text", "interpretations"],
-                        color_discrete_sequence=px.colors.qualitative.Dark24 + px.colors.qualitative.Light24,
+                        color_discrete_sequence=PALETTE,
                         title=f"Map of the texts: t-SNE of the final representation, {what} ({sample})")
     figure.update_traces(marker={"size": 7, "opacity": 0.8}, hovertemplate=(
         "<b>%{customdata[0]}</b><br>%{customdata[1]}<br><i>interpretations:</i> %{customdata[2]}<extra></extra>"))
@@ -117,10 +120,12 @@ def _sizes(model: CoEvolution, names: dict[int, str]) -> go.Figure:
     import plotly.express as px
 
     clusters = model.clusters_  # largest first
-    figure = px.bar(x=[int(entry["size"]) for entry in clusters], y=[_label(int(entry["cluster"]), names) for entry in clusters],
-                    orientation="h", title="Cluster sizes", labels={"x": "texts", "y": ""})
+    labels = [_label(int(entry["cluster"]), names) for entry in clusters]
+    figure = px.bar(x=[int(entry["size"]) for entry in clusters], y=labels, color=labels, orientation="h",
+                    category_orders={"color": labels}, color_discrete_sequence=PALETTE,  # the map's colours
+                    title="Cluster sizes", labels={"x": "texts", "y": ""})
     figure.update_yaxes(autorange="reversed", dtick=1)  # every bar labelled
-    figure.update_layout(height=max(320, 120 + 26 * len(clusters)), template="plotly_white")
+    figure.update_layout(height=max(320, 120 + 26 * len(clusters)), showlegend=False, template="plotly_white")
     return figure
 
 
