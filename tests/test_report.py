@@ -16,7 +16,7 @@ from coevo import CoEvoConfig, CoEvolution
 from coevo.atomic import read_json
 from coevo.naming import unique_names
 from coevo.prompts import name_instruction, name_request, system_prompt
-from coevo.report_html import REPORT
+from coevo.report_html import REPORT, build_report
 from tests.conftest import coevo
 from tests.test_bad_input import cli
 
@@ -97,6 +97,8 @@ def test_a_run_without_an_llm_is_named_by_its_keywords(demo_corpus, tmp_path):
     for entry in model.clusters_:
         assert entry["name"].startswith(", ".join(entry["keywords"][:3]))
     assert read_json(tmp_path / "run" / "round1" / "names.json")["llm"] is None
+    page = build_report(model).read_text(encoding="utf-8")  # nothing per round but the metrics
+    assert plots_in(page) == ["map", "sizes", "metrics"] and "central interpretations" not in page
 
 
 # ------------------------------------------------------------------ report.html

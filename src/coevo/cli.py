@@ -62,7 +62,6 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
     from .report import format_clusters, format_metrics
     from .report_html import build_report
 
-    page = build_report(model)
     if corpus_line:
         typer.echo(corpus_line)
     if max_clusters > 0:
@@ -72,7 +71,7 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
         typer.echo("\nper round (ACC/NMI/ARI in %, against the gold labels):")
         typer.echo(format_metrics(model.history_))
     typer.echo(f"\nresults: {model.run_dir_ / 'assignments.jsonl'}  summary: {model.run_dir_ / 'summary.json'}")
-    typer.echo(f"report: {page}")
+    typer.echo(f"report: {build_report(model)}")
 
 
 KMEANS_INIT_HELP = "KMeans restarts per clustering; the one with the lowest objective is kept."
@@ -127,7 +126,7 @@ def run(
     show: int = typer.Option(20, help="Clusters to print at the end (0: none)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or step lines."),
 ) -> None:
-    """Run the co-evolution method (or one of its baselines) and print the clusters."""
+    """Run the co-evolution method (or one of its baselines), print the named clusters, write report.html."""
     from .data import check_n_clusters
     from .pipeline import CoEvolution
 
@@ -177,7 +176,7 @@ def baseline(
     show: int = typer.Option(20, help="Clusters to print at the end (0: none)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
 ) -> None:
-    """Plain "embed + KMeans": the reference every method is compared with."""
+    """Plain "embed + KMeans": the reference every method is compared with (clusters named by keywords)."""
     from .data import check_n_clusters
     from .pipeline import CoEvolution
 
