@@ -169,7 +169,9 @@ def _page(model: CoEvolution, charts: list[str], table: str) -> str:
     metrics = summary.get("metrics")
     if metrics:
         facts.append(f"ACC {metrics['acc']:.1f}  NMI {metrics['nmi']:.1f}  ARI {metrics['ari']:.1f}")
-    named = "written by the run's final LLM" if cfg.uses_llm else "the strongest keywords (a run without an LLM)"
+    named = ("written by the run's final LLM where it gave a short usable answer, else the most central "
+             "interpretation or the keywords (names.json says which)") if cfg.uses_llm else \
+        "the strongest keywords (a run without an LLM)"
     title = html.escape(f"coevo report: {model.run_dir_.name}")
     body = "\n".join(f'<section class="chart">{chart}</section>' for chart in charts)
     return f"""<!DOCTYPE html>
