@@ -3,6 +3,7 @@
 import pytest
 
 from coevo import CoEvoConfig, CoEvolution
+from coevo.atomic import read_json
 from coevo.data import demo_path, load_corpus, stratified_sample
 from tests.conftest import TEST_LLM
 
@@ -26,3 +27,5 @@ def test_two_runs_from_empty_caches_write_the_same_files(tmp_path):
     assert "cache-a" in (a / adapter).read_text() and "cache-b" in (b / adapter).read_text()
     for name in ("round1/adapter/adapter_model.safetensors", "round2/interpretations.jsonl", "assignments.jsonl"):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    names = [[entry["name"] for entry in read_json(run / "round2" / "names.json")["clusters"]] for run in runs]
+    assert names[0] == names[1]

@@ -58,7 +58,9 @@ def _quiet_libraries() -> None:
 
 
 def _report(model, corpus_line: str | None, max_clusters: int) -> None:
+    """The end of a run: the named clusters, the metrics, and where the files and the HTML report are."""
     from .report import format_clusters, format_metrics
+    from .report_html import build_report
 
     if corpus_line:
         typer.echo(corpus_line)
@@ -69,6 +71,7 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
         typer.echo("\nper round (ACC/NMI/ARI in %, against the gold labels):")
         typer.echo(format_metrics(model.history_))
     typer.echo(f"\nresults: {model.run_dir_ / 'assignments.jsonl'}  summary: {model.run_dir_ / 'summary.json'}")
+    typer.echo(f"report: {build_report(model)}")
 
 
 KMEANS_INIT_HELP = "KMeans restarts per clustering; the one with the lowest objective is kept."
@@ -123,7 +126,7 @@ def run(
     show: int = typer.Option(20, help="Clusters to print at the end (0: none)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or step lines."),
 ) -> None:
-    """Run the co-evolution method (or one of its baselines) and print the clusters."""
+    """Run the co-evolution method (or one of its baselines), print the named clusters, write report.html."""
     from .data import check_n_clusters
     from .pipeline import CoEvolution
 
@@ -173,7 +176,7 @@ def baseline(
     show: int = typer.Option(20, help="Clusters to print at the end (0: none)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
 ) -> None:
-    """Plain "embed + KMeans": the reference every method is compared with."""
+    """Plain "embed + KMeans": the reference every method is compared with (clusters named by keywords)."""
     from .data import check_n_clusters
     from .pipeline import CoEvolution
 
@@ -247,6 +250,19 @@ def export(
     frame = model.document_info() if table == "documents" else model.cluster_info()
     write_table(frame, target, format)
     typer.echo(f"{len(frame)} rows: {target}")
+
+
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="A finished run folder (the -o of coevo run).", show_default=False),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
+) -> None:
+    """Rebuild RUN_DIR/report.html: map of the texts, cluster sizes and names, per-round charts (coevo run writes it too)."""
+    from .report_html import write_report
+
+    if quiet:
+        _quiet_libraries()
+    typer.echo(f"report: {write_report(run_dir, progress=not quiet)}")
 
 
 @app.command()

@@ -1,10 +1,12 @@
 """A finished run as tables: one row a cluster, one row a text (as BERTopic's
 ``get_topic_info`` and ``get_document_info``), written with pandas' own writers.
 
-A cluster's ``name`` is its most central interpretation, or, for a run without
-an LLM, its three strongest keywords. Keywords are class-based TF-IDF: the texts
-of a cluster are joined into one document, and a word ranks high where it is
-frequent in that cluster and rare in the others.
+A cluster's ``name`` and ``keywords`` are those the run wrote at its finish
+(``naming``: the LLM's name, or the strongest keywords for a run without an LLM).
+Keywords are class-based TF-IDF: the texts of a cluster are joined into one
+document, and a word ranks high where it is frequent in that cluster and rare in
+the others. A run finished before names were written gets its most central
+interpretation as its name, and keywords computed here.
 """
 
 from __future__ import annotations
@@ -47,10 +49,19 @@ def class_keywords(texts: list[str], labels: np.ndarray, n: int = N_KEYWORDS) ->
             for c, row in zip(clusters, scores)}
 
 
-def cluster_names(model: CoEvolution, keywords: dict[int, list[str]] | None = None) -> dict[int, str]:
-    if keywords is None and any(not entry["names"] for entry in model.clusters_):
-        keywords = class_keywords(model.texts_, model.labels_)
-    return {int(entry["cluster"]): entry["names"][0] if entry["names"] else ", ".join((keywords or {}).get(entry["cluster"], [])[:3])
+def cluster_keywords(model: CoEvolution) -> dict[int, list[str]]:
+    """The keywords the run stored with its clusters, or (for an older run) computed now."""
+    if all("keywords" in entry for entry in model.clusters_):
+        return {int(entry["cluster"]): list(entry["keywords"]) for entry in model.clusters_}
+    return class_keywords(model.texts_, model.labels_)
+
+
+def cluster_names(model: CoEvolution) -> dict[int, str]:
+    """The name of each cluster: the stored one, else (an older run) its most central interpretation or keywords."""
+    if all("name" in entry for entry in model.clusters_):
+        return {int(entry["cluster"]): entry["name"] for entry in model.clusters_}
+    keywords = cluster_keywords(model)
+    return {int(entry["cluster"]): entry["names"][0] if entry["names"] else ", ".join(keywords.get(entry["cluster"], [])[:3])
             for entry in model.clusters_}
 
 
@@ -58,8 +69,8 @@ def cluster_info(model: CoEvolution) -> pd.DataFrame:
     """One row a cluster, largest first: cluster, size, name, names, keywords, representative_texts."""
     import pandas as pd
 
-    keywords = class_keywords(model.texts_, model.labels_)
-    names = cluster_names(model, keywords)
+    keywords = cluster_keywords(model)
+    names = cluster_names(model)
     return pd.DataFrame([
         {"cluster": int(entry["cluster"]), "size": int(entry["size"]), "name": names[int(entry["cluster"])],
          "names": list(entry["names"]), "keywords": keywords.get(entry["cluster"], []),

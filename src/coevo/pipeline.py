@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import errno
 import gc
+import hashlib
+import json
 import os
 import re
 import shutil
@@ -49,10 +51,12 @@ from .config import REPRESENTS, CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
 from .density import density_scores
 from .errors import CoevoError
+from .export import class_keywords
 from .guards import GuardStats, answer_cluster_nmi, guard_stats, guard_violations
 from .lock import RunLock
 from .metrics import evaluate
-from .predict import save_centers
+from .naming import name_clusters
+from .predict import final_adapter, save_centers
 from .prompts import MAX_TEXT_TOKENS, system_prompt
 from .provenance import peak_rss_mb, reset_peak_rss
 from .report import describe_clusters
@@ -83,7 +87,8 @@ class CoEvolution:
     labels_ : ndarray of int, the cluster of each text.
     interpretations_ : list of list of str, the last round's interpretations.
     history_ : list of dict, per round: metrics (with gold labels), guard figures, timings.
-    clusters_ : list of dict, per cluster: size, names (central interpretations), example texts.
+    clusters_ : list of dict, per cluster (largest first): size, name (written by the LLM, or its keywords for a
+        run without one), keywords (class-based TF-IDF), names (central interpretations), example texts.
     """
 
     def __init__(self, config: CoEvoConfig, *, run_dir: str | Path | None = None, progress: bool = True,
@@ -464,9 +469,11 @@ class CoEvolution:
         assignments = read_jsonl(last / "assignments.jsonl")
         self.labels_ = np.array([a["cluster"] for a in assignments])
         self.interpretations_ = [a.get("interpretations", []) for a in assignments]
-        self.clusters_ = cluster["clusters"]
-        self.history_ = [self._round_summary(r) for r in range(1, cfg.effective_rounds + 1)]
         self._predictor_ = None  # a later predict loads this run's final models
+        named = {entry["cluster"]: entry for entry in self._names(cluster["clusters"])["clusters"]}
+        self.clusters_ = [{**entry, "name": named[entry["cluster"]]["name"], "keywords": named[entry["cluster"]]["keywords"]}
+                          for entry in cluster["clusters"]]
+        self.history_ = [self._round_summary(r) for r in range(1, cfg.effective_rounds + 1)]
         atomic_write_bytes(self.run_dir_ / "assignments.jsonl", (last / "assignments.jsonl").read_bytes())
         state = self._state()
         summary = {
@@ -481,6 +488,41 @@ class CoEvolution:
         }
         atomic_write_json(self.run_dir_ / "summary.json", summary)
         self.summary_ = summary
+
+    def _names(self, clusters: list[dict]) -> dict:
+        """Each final cluster's name and keywords (``naming``), kept in ``round<T>/names.json``.
+
+        Naming is part of the finish, not a step: it reads the final clusters and
+        changes nothing a step builds on. The file records what it named (a hash
+        of the final assignments and cluster descriptions), so a finish that runs
+        again, after ``--resume`` or a redone cluster step, reuses it only while it
+        still describes these clusters; a run killed while naming names again.
+        """
+        cfg, folder = self.config, self._round(self.config.effective_rounds)
+        basis = hashlib.sha256((folder / "assignments.jsonl").read_bytes()
+                               + json.dumps(clusters, sort_keys=True).encode("utf-8")).hexdigest()
+        path = folder / "names.json"
+        try:
+            kept = read_json(path, dict) if path.is_file() else None
+        except DamagedFile as error:
+            self._warn(f"warning: {error}; naming the clusters again")
+            kept = None
+        if kept is not None and kept.get("basis") == basis and _names_cover(kept.get("clusters"), clusters):
+            return kept
+        t0 = time.perf_counter()
+        keywords = class_keywords(self.texts_, self.labels_)
+        adapter = final_adapter(self) if cfg.uses_llm else None
+        names, sources = name_clusters(clusters, keywords, cfg, adapter, progress=self.progress)
+        record = {"basis": basis, "llm": cfg.llm if cfg.uses_llm else None, "adapter": adapter,
+                  "clusters": [{"cluster": entry["cluster"], "name": name, "source": source,
+                                "keywords": keywords.get(entry["cluster"], [])}
+                               for entry, name, source in zip(clusters, names, sources)],
+                  "seconds": time.perf_counter() - t0}
+        atomic_write_json(path, record)
+        if cfg.uses_llm:
+            self._log(f"named {len(names)} clusters: {sources.count('llm')} by the LLM, "
+                      f"{len(names) - sources.count('llm')} by a central interpretation or keywords (no usable answer)")
+        return record
 
     def _round_summary(self, r: int) -> dict:
         folder = self._round(r)
@@ -677,6 +719,13 @@ def _advance(state: dict, r: int, step: str, record: dict, folder: Path) -> None
         state["adapter"] = str(folder / "adapter")
         state.setdefault("adapter_history", []).append(state["adapter"])
     state["done"].append(f"round{r}/{step}")
+
+
+def _names_cover(named, clusters: list[dict]) -> bool:
+    """Whether names.json's clusters are these clusters, in order, each with a name and keywords."""
+    return (isinstance(named, list) and len(named) == len(clusters)
+            and all(isinstance(n, dict) and n.get("cluster") == c["cluster"] and isinstance(n.get("name"), str)
+                    and isinstance(n.get("keywords"), list) for n, c in zip(named, clusters)))
 
 
 def _state_problem(state: dict) -> str | None:

@@ -78,7 +78,7 @@ class Predictor:
         self.last = cfg.effective_rounds
         self.weight = self._interp_weight()
         self.reads_interpretations = cfg.uses_llm and self.weight > 0
-        self.adapter = self._final_adapter() if self.reads_interpretations else None
+        self.adapter = final_adapter(model) if self.reads_interpretations else None
         self._embedder = None
         self._interpreter = None
         self.centers = self._centers()
@@ -158,21 +158,6 @@ class Predictor:
                                             trust_remote_code=cfg.trust_remote_code, backend=cfg.generation_backend)
         return self._interpreter
 
-    def _final_adapter(self) -> str | None:
-        """The adapter the last round generated with (after any back-off), found in this run folder
-        even when the run recorded it under a relative path or the folder has moved since."""
-        info = self.model._round(self.last) / "generate.json"
-        if not info.is_file():
-            raise CoevoError(f"{self.model.run_dir_}: no round{self.last}/generate.json; is this a finished coevo run folder?")
-        recorded = json.loads(info.read_text(encoding="utf-8")).get("adapter")
-        if recorded is None:
-            return None
-        here = self.model.run_dir_ / Path(recorded).parent.name / Path(recorded).name
-        if not (here / "adapter_config.json").is_file():
-            raise CoevoError(f"{self.model.run_dir_}: the final LoRA adapter {here} is missing; "
-                             "prediction needs the LLM the run generated with")
-        return str(here)
-
     def _centers(self) -> np.ndarray:
         """The stored centres; for a run made before they were stored, the mean of each
         cluster's final representation (which can move a few texts near a boundary)."""
@@ -185,6 +170,24 @@ class Predictor:
         sums = np.zeros((k, z.shape[1]), dtype=np.float64)
         np.add.at(sums, labels, z)
         return (sums / np.maximum(np.bincount(labels, minlength=k), 1)[:, None]).astype(np.float32)
+
+
+def final_adapter(model: CoEvolution) -> str | None:
+    """The adapter the last round generated with (after any back-off), found in the run folder
+    even when the run recorded it under a relative path or the folder has moved since.
+    Prediction and cluster naming use the LLM the run ended with."""
+    info = model._round(model.config.effective_rounds) / "generate.json"
+    if not info.is_file():
+        raise CoevoError(f"{model.run_dir_}: no round{model.config.effective_rounds}/generate.json; "
+                         "is this a finished coevo run folder?")
+    recorded = json.loads(info.read_text(encoding="utf-8")).get("adapter")
+    if recorded is None:
+        return None
+    here = model.run_dir_ / Path(recorded).parent.name / Path(recorded).name
+    if not (here / "adapter_config.json").is_file():
+        raise CoevoError(f"{model.run_dir_}: the final LoRA adapter {here} is missing; "
+                         "prediction and naming need the LLM the run generated with")
+    return str(here)
 
 
 def fitted_distances(model: CoEvolution) -> np.ndarray:

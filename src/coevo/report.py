@@ -45,10 +45,14 @@ def describe_clusters(
 
 
 def format_clusters(clusters: list[dict], limit: int | None = None) -> str:
+    """Each cluster's name (for a run finished before names were written: its central
+    interpretations), its keywords and its central texts."""
     lines = []
     for entry in clusters[:limit]:
-        name = " | ".join(entry["names"]) if entry["names"] else ""
+        name = entry.get("name") or " | ".join(entry["names"])
         lines.append(f"cluster {entry['cluster']:>3}  ({entry['size']} texts)  {name}".rstrip())
+        if entry.get("keywords"):
+            lines.append(f"    keywords: {', '.join(entry['keywords'][:6])}")
         for example in entry["examples"]:
             lines.append(f"    - {example[:110]}")
     if limit is not None and len(clusters) > limit:
