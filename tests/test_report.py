@@ -17,7 +17,6 @@ from coevo.atomic import read_json
 from coevo.naming import unique_names
 from coevo.prompts import name_instruction, name_request, system_prompt
 from coevo.report_html import REPORT, build_report
-from tests.conftest import coevo
 from tests.test_bad_input import cli
 
 # ------------------------------------------------------------------ names without a model
