@@ -250,6 +250,17 @@ def test_render_leaves_out_records_asked_with_other_settings():
     assert "old1234" not in text.split("## ACC")[0]  # the header's commits are those of the reported cells
 
 
+def test_a_whole_earlier_version_is_one_line_and_makes_no_column():
+    now = {"kmeans_init": 50}
+    records = [record("bank77", "kmeans", 0, 60.0, options=now)]
+    records += [record("bank77", "expand", s, 50.0 + s, options={"kmeans_init": 5}) for s in range(25)]
+    meta = ReportMeta(tier="t", variants={"default": now}, methods=("kmeans",), seeds=(0,))
+    text = render_markdown(records, meta)
+    assert "| dataset | kmeans |" in text and "expand" not in text.split("## Stale")[0]
+    assert "- 25 cells of an earlier version of this tier, kept in the JSON file (commits abc1234;" in text
+    assert "Tables give the one seed's result" in text
+
+
 def test_variant_methods_limit_its_columns(tmp_path, data_dir):
     """A lever measured on one method adds that column only, not the whole grid again."""
     body = GOOD + """

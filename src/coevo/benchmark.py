@@ -397,19 +397,24 @@ def _stale(record: Record, meta: ReportMeta) -> bool:
     return _effective(record.method, asked) != _effective(record.method, wanted)
 
 
+STALE_LISTED = 20
+"""Up to this many stale cells are listed one by one; more are summarised in one line."""
+
+
 def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
     """The tier's report: header, one table per metric (mean ± std over seeds), cost, failures."""
     ok, stale = [], []
     for r in records:
         if r.status == "ok":
             (stale if _stale(r, meta) else ok).append(r)
-    rows = list(dict.fromkeys([*meta.datasets, *(r.dataset for r in records)]))
-    variants = list(dict.fromkeys([*meta.variants, *(r.variant for r in records)]))
-    methods = list(dict.fromkeys([*meta.methods, *(r.method for r in records)]))
+    shown = [r for r in records if r.status != "ok" or not _stale(r, meta)]  # stale cells make no row or column
+    rows = list(dict.fromkeys([*meta.datasets, *(r.dataset for r in shown)]))
+    variants = list(dict.fromkeys([*meta.variants, *(r.variant for r in shown)]))
+    methods = list(dict.fromkeys([*meta.methods, *(r.method for r in shown)]))
     planned = {(m, v) for v in meta.variants for m in meta.methods if meta.variant_methods.get(v) is None
                or m in meta.variant_methods[v]}
     columns = [(m, v) for v in variants for m in methods
-               if (m, v) in planned or any((r.method, r.variant) == (m, v) for r in records)]
+               if (m, v) in planned or any((r.method, r.variant) == (m, v) for r in shown)]
     label = {c: c[0] if len(variants) == 1 else f"{c[0]} ({c[1]})" for c in columns}
 
     lines = [f"# Benchmark: {meta.tier} tier", ""]
@@ -427,8 +432,14 @@ def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
     lines += _rounds_table(ok, label)
     if stale:
         lines += ["", "## Stale cells (run with other settings; not in the tables, replaced by the next `coevo bench`)", ""]
-        lines += [f"- {r.dataset} · {label.get((r.method, r.variant), r.method)} · seed {r.seed} (commit {r.commit})"
-                  for r in stale]
+        if len(stale) > STALE_LISTED:  # a whole earlier version of the tier: say what it was, not each cell
+            commits = sorted({r.commit for r in stale if r.commit})
+            dates = sorted(r.date[:10] for r in stale if r.date)
+            lines.append(f"- {len(stale)} cells of an earlier version of this tier, kept in the JSON file (commits "
+                         f"{', '.join(commits)}; {dates[0] if dates else '?'} to {dates[-1] if dates else '?'}).")
+        else:
+            lines += [f"- {r.dataset} · {label.get((r.method, r.variant), r.method)} · seed {r.seed} (commit {r.commit})"
+                      for r in stale]
     failed = [r for r in records if r.status != "ok"]
     if failed:
         lines += ["", "## Failed cells (retried by the next `coevo bench`)", ""]
@@ -505,8 +516,10 @@ def _header(ok: Sequence[Record], meta: ReportMeta, rows: Sequence[str], variant
                "everything else the defaults of `coevo run` (docs/method.md).")
     for name, members in meta.groups.items():
         out.append(f"- Group `{name}`: {', '.join(members)}; its means and comparisons follow each table's own.")
-    out.append(f"- {policy} Tables give mean ± sample standard deviation (n−1) over the seeds; "
-               f"`*` marks a cell with fewer than {len(meta.seeds)} seeds so far, `-` a cell without results.")
+    spread = ("Tables give mean ± sample standard deviation (n−1) over the seeds; "
+              f"`*` marks a cell with fewer than {len(meta.seeds)} seeds so far, `-` a cell without results."
+              if len(meta.seeds) > 1 else "Tables give the one seed's result; `-` marks a cell without results.")
+    out.append(f"- {policy} {spread}")
     machines = sorted({r.machine for r in ok if r.machine})
     commits = sorted({r.commit for r in ok if r.commit})
     dates = sorted(r.date for r in ok if r.date)
