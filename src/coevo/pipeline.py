@@ -648,12 +648,17 @@ class CoEvolution:
     def _interpretations(self, r: int) -> list[list[str]]:
         return [row["interpretations"] for row in read_jsonl(self._round(r) / "interpretations.jsonl")]
 
+    def _embedder_folder(self, r: int) -> Path | None:
+        """The folder of the embedder as it stood after round ``r``: the last round up to ``r`` that trained
+        one; None for the base model."""
+        return next((self._round(k) / "embedder" for k in range(r, 0, -1) if (self._round(k) / "embedder").is_dir()),
+                    None)
+
     def _embedder(self, r: int):
         """The embedder as it stood after round ``r`` (the base model for r = 0 or an untrained round)."""
-        for k in range(r, 0, -1):
-            folder = self._round(k) / "embedder"
-            if folder.is_dir():
-                return models.load_embedder(str(folder), trust_remote_code=self.config.trust_remote_code)
+        folder = self._embedder_folder(r)
+        if folder is not None:
+            return models.load_embedder(str(folder), trust_remote_code=self.config.trust_remote_code)
         return models.load_embedder(self.config.embedder, cache_dir=self.config.cache_dir,
                                     trust_remote_code=self.config.trust_remote_code)
 

@@ -129,10 +129,9 @@ class Predictor:
     @property
     def embedder(self):
         if self._embedder is None:
-            for r in range(self.last, 0, -1):  # the folder _embedder loads: the last round that trained one
-                if (self.model._round(r) / "embedder").is_dir():
-                    self._check(self.model._round(r) / "embedder")
-                    break
+            folder = self.model._embedder_folder(self.last)
+            if folder is not None:
+                self._check(folder)
             self._embedder = self.model._embedder(self.last)
         return self._embedder
 
