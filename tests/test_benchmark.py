@@ -250,6 +250,39 @@ def test_render_leaves_out_records_asked_with_other_settings():
     assert "old1234" not in text.split("## ACC")[0]  # the header's commits are those of the reported cells
 
 
+def test_a_changed_default_makes_a_cell_stale_and_not_done(tmp_path):
+    """A bench config that leaves a setting to its default: when the default changes, the runs made
+    under the old one must neither count as done nor sit under today's settings."""
+    from coevo.benchmark import Unit, Variant, _is_done
+
+    settings = {"rounds": 2}
+    unit = Unit("bank77", "kmeans", Variant("default", settings), 0, (), tmp_path / "run", tmp_path / "bank77.jsonl",
+                "intent", 10, 100, 100, "full")
+    ran_now = record("bank77", "kmeans", 0, 60.0, options=unit.options)
+    ran_now.config = unit.expected_config()
+    ran_before = record("bank77", "kmeans", 0, 60.0, options=unit.options)
+    ran_before.config = {**unit.expected_config(), "kmeans_init": 5}  # what the default was then
+    unknown = record("bank77", "kmeans", 0, 60.0, options=unit.options)
+    unknown.config = {**unit.expected_config(), "a_setting_since_removed": 1}
+    legacy = record("bank77", "kmeans", 0, 60.0, options=unit.options)  # made before configs were kept
+    key = ("bank77", "kmeans", "default", 0)
+    assert _is_done({key: ran_now}, unit, 0) and _is_done({key: legacy}, unit, 0)
+    assert not _is_done({key: ran_before}, unit, 0) and not _is_done({key: unknown}, unit, 0)
+    # a setting kmeans does not read may differ without redoing it
+    ran_llm = record("bank77", "kmeans", 0, 60.0, options=unit.options)
+    ran_llm.config = {**unit.expected_config(), "llm": "another-llm"}
+    assert _is_done({key: ran_llm}, unit, 0)
+
+    meta = ReportMeta(tier="t", variants={"default": settings}, methods=("kmeans",), seeds=(0,))
+    for r in (ran_now, ran_before):
+        r.options = {**r.options, "run_seed": 0}
+    ran_before.dataset, ran_before.commit = "goemo", "old1234"
+    text = render_markdown([ran_now, ran_before], meta)
+    acc = text.split("## ACC (%)")[1].split("## NMI")[0]
+    assert "| bank77 | 60.0 |" in acc and "goemo" not in acc
+    assert "goemo · kmeans · seed 0 (commit old1234)" in text.split("## Stale cells")[1]
+
+
 def test_a_whole_earlier_version_is_one_line_and_makes_no_column():
     now = {"kmeans_init": 50}
     records = [record("bank77", "kmeans", 0, 60.0, options=now)]
@@ -304,6 +337,7 @@ def test_smoke_tier_end_to_end_and_resume(tmp_path):
         assert r["status"] == "ok" and r["n_texts"] == 100 and r["k"] == 27 and r["seed_policy"] == "recluster"
         assert all(0.0 <= r[m] <= 100.0 for m in ("acc", "nmi")) and -100.0 <= r["ari"] <= 100.0
         assert r["wall_s"] > 0 and r["peak_rss_mb"] > 0 and r["embedder"] == "all-MiniLM-L6-v2" and r["commit"]
+        assert r["config"]["method"] == r["method"] and r["config"]["n_clusters"] == 27  # the run's own settings
     by = {(r["method"], r["seed"]): r for r in records}
     assert by[("kmeans", 0)]["llm"] is None and by[("full", 0)]["llm"] == "smollm2-135m-instruct"
     assert by[("full", 0)]["rounds"] == 2 and by[("full", 1)]["source"] == "recluster"

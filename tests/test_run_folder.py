@@ -88,6 +88,15 @@ def expand_run(tmp_path_factory, texts) -> Path:
     return folder
 
 
+def test_a_run_folder_says_what_code_ran_each_step(expand_run):
+    """A result read back long after (by the bench, or a person) keeps its provenance."""
+    from coevo.provenance import code_version
+
+    state, summary = read_json(expand_run / "state.json"), read_json(expand_run / "summary.json")
+    assert set(state["code_by_step"]) == set(state["done"]) and set(state["code_by_step"].values()) == {code_version()}
+    assert summary["code"] == [code_version()] and code_version() not in ("", "unknown")
+
+
 def copy_of(run: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(run, tmp_path / "run"))
 

@@ -301,8 +301,10 @@ class Record:
     of the recluster subprocess); ``seconds_total`` is the run's own sum over its
     steps. ``llm`` and ``samples`` are null for ``kmeans``, which uses no LLM;
     ``rounds`` counts the rounds the method ran. ``options`` is what the cell was
-    asked for: a record whose options differ from the config's in a setting that
-    matters to its method is redone.
+    asked for and ``config`` the run's own settings, defaults included: a record
+    whose options or config differ from what the bench asks for now, in a setting
+    that matters to its method, is redone, so a changed default redoes the cells it
+    changes. ``commit`` is the code that ran the run's steps, as its folder kept it.
     ``rounds_detail`` has, per round of an LLM method's run, the guard figures and
     the clustering of the interpretations alone.
     """
@@ -330,6 +332,7 @@ class Record:
     samples: int | None = None
     error: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
     rounds_detail: list[dict[str, Any]] = field(default_factory=list)
     commit: str = ""
     machine: str = ""
@@ -394,7 +397,16 @@ def _stale(record: Record, meta: ReportMeta) -> bool:
     if wanted is None:
         return False
     asked = {k: v for k, v in record.options.items() if k in SETTINGS}  # without the cell's own task, k, seed
-    return _effective(record.method, asked) != _effective(record.method, wanted)
+    if _effective(record.method, asked) != _effective(record.method, wanted):
+        return True
+    if not record.config:
+        return False
+    try:
+        expected = CoEvoConfig(n_clusters=record.k or 2, task=record.task, method=record.method,
+                               seed=record.options.get("run_seed", record.seed), **wanted).to_dict()
+    except (CoevoError, TypeError):
+        return True
+    return _config_changed(record, expected)
 
 
 STALE_LISTED = 20
@@ -407,7 +419,8 @@ def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
     for r in records:
         if r.status == "ok":
             (stale if _stale(r, meta) else ok).append(r)
-    shown = [r for r in records if r.status != "ok" or not _stale(r, meta)]  # stale cells make no row or column
+    stale_ids = {id(r) for r in stale}
+    shown = [r for r in records if id(r) not in stale_ids]  # stale cells make no row or column
     rows = list(dict.fromkeys([*meta.datasets, *(r.dataset for r in shown)]))
     variants = list(dict.fromkeys([*meta.variants, *(r.variant for r in shown)]))
     methods = list(dict.fromkeys([*meta.methods, *(r.method for r in shown)]))
@@ -749,7 +762,22 @@ def run_bench(
 
 def _is_done(done: Mapping, unit: Unit, seed: int) -> bool:
     record = done.get((unit.dataset, unit.method, unit.variant.name, seed))
-    return record is not None and _effective(unit.method, record.options) == _effective(unit.method, unit.options)
+    return (record is not None and _effective(unit.method, record.options) == _effective(unit.method, unit.options)
+            and not _config_changed(record, unit.expected_config()))
+
+
+def _config_changed(record: Record, wanted: Mapping[str, Any]) -> bool:
+    """Whether the run behind ``record`` had other effective settings than ``wanted`` (a full
+    ``CoEvoConfig`` dict): how a changed default is noticed. Records made before runs' configs were
+    kept have none, and are judged by their options alone."""
+    if not record.config:
+        return False
+    try:
+        # A setting added since the run ran with its default, which is what --resume reads it as.
+        stored = CoEvoConfig.from_dict(record.config).to_dict()
+    except (CoevoError, TypeError):
+        return True  # a setting since removed or retyped: the run is not comparable
+    return _effective(record.method, stored) != _effective(record.method, wanted)
 
 
 def _seeds(seeds: Sequence[int]) -> str:
@@ -919,8 +947,10 @@ def _run_record(unit: Unit, summary: dict, wall: float | None, base: dict) -> Re
     uses_llm = config["method"] != "kmeans"
     metrics = summary.get("metrics") or {}
     return Record(
-        seed=unit.seed, status="ok", source="run", **{**base, "n_texts": summary["n_texts"]},
-        acc=metrics.get("acc"), nmi=metrics.get("nmi"), ari=metrics.get("ari"), wall_s=wall,
+        seed=unit.seed, status="ok", source="run",
+        **{**{k: v for k, v in base.items() if k != "commit"}, "n_texts": summary["n_texts"]},
+        acc=metrics.get("acc"), nmi=metrics.get("nmi"), ari=metrics.get("ari"), wall_s=wall, config=config,
+        commit=", ".join(summary.get("code") or []) or base["commit"],
         seconds_total=summary.get("seconds_total"), peak_rss_mb=summary.get("peak_rss_mb"),
         llm=config["llm"] if uses_llm else None, embedder=config["embedder"], rounds=len(summary["rounds"]),
         samples=config["samples"] if uses_llm else None,

@@ -58,7 +58,7 @@ from .metrics import evaluate
 from .naming import name_clusters
 from .predict import final_adapter, save_centers
 from .prompts import MAX_TEXT_TOKENS, system_prompt
-from .provenance import peak_rss_mb, reset_peak_rss
+from .provenance import code_version, peak_rss_mb, reset_peak_rss
 from .report import describe_clusters
 from .selection import select_pairs
 
@@ -485,6 +485,8 @@ class CoEvolution:
             "seconds_this_invocation": seconds,
             "seconds_total": sum(state.get("seconds", {}).values()),
             "peak_rss_mb": max(peak_rss_mb(), state.get("peak_rss_mb", 0.0)),
+            # every commit (or version) that ran a step of this run: more than one when it was resumed on other code
+            "code": sorted(set(state.get("code_by_step", {}).values()) | {code_version()}),
         }
         atomic_write_json(self.run_dir_ / "summary.json", summary)
         self.summary_ = summary
@@ -568,6 +570,7 @@ class CoEvolution:
         peak = peak_rss_mb()  # since the step began (reset_peak_rss), where the system allows it
         state.setdefault("peak_rss_mb_by_step", {})[f"round{r}/{step}"] = peak
         state["peak_rss_mb"] = max(peak, state.get("peak_rss_mb", 0.0))
+        state.setdefault("code_by_step", {})[f"round{r}/{step}"] = code_version()
         self._save_state(state)
 
     # ------------------------------------------------------------------ damaged run folders
@@ -600,7 +603,8 @@ class CoEvolution:
             for later in state["done"][i:]:  # their records must not count as finished when state is rebuilt
                 (self.run_dir_ / f"{later}.json").unlink(missing_ok=True)
             rebuilt = self._rebuild_state()
-            rebuilt["seconds"] = {k: v for k, v in state.get("seconds", {}).items() if k in rebuilt["done"]}
+            for key in ("seconds", "peak_rss_mb_by_step", "code_by_step"):
+                rebuilt[key] = {k: v for k, v in state.get(key, {}).items() if k in rebuilt["done"]}
             rebuilt["peak_rss_mb"] = state.get("peak_rss_mb", 0.0)
             self._warn(f"warning: {damage}; redoing {step} and the steps after it")
             self._save_state(rebuilt)

@@ -59,6 +59,20 @@ def git_commit(root: Path) -> str:
     return head + ("-dirty" if dirty else "")
 
 
+def code_version() -> str:
+    """What code is running: the commit of the checkout this package is imported from, or, for an
+    installed package, its version. A run folder keeps it per step, so a result read back later (or a
+    run resumed on newer code) still says what made it."""
+    root = Path(__file__).resolve().parents[2]
+    if (root / ".git").exists() and (root / "pyproject.toml").is_file():
+        commit = git_commit(root)
+        if commit != "unknown":
+            return commit
+    from . import __version__
+
+    return f"coevo {__version__}"
+
+
 def machine() -> str:
     """CPU model, cores, RAM (and GPUs when nvidia-smi is there), read from /proc."""
     cpu = "unknown CPU"
