@@ -13,18 +13,12 @@ allocator (vLLM's own pool is not in it).
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from speed import BANK77_TEXTS, part_rounds  # noqa: E402
+from speed import BANK77_TEXTS, part_rounds  # bench/ is the script's folder, first on sys.path
 
-from coevo.atomic import atomic_write_json, atomic_write_text  # noqa: E402
-from coevo.provenance import git_commit, machine  # noqa: E402
+from coevo.bench.results import results_dir, stamp, write_results
 
 STAGES = ("generate", "select", "dpo", "contrastive", "cluster")
 
@@ -51,16 +45,12 @@ def main() -> None:
     parser.add_argument("--llms", nargs="+", default=["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"])
     parser.add_argument("--embedder", default="all-MiniLM-L6-v2")
     parser.add_argument("--texts", type=int, default=BANK77_TEXTS)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "results", help="folder for gpu.json and gpu.md")
+    parser.add_argument("--out", type=Path, default=results_dir(), help="folder for gpu.json and gpu.md")
     args = parser.parse_args()
     records = []
     for llm in args.llms:
         records += part_rounds([args.texts], llm, args.embedder, texts_per_pair=0)  # 0: the default pairs, no cap
-        data = {"records": records, "commit": git_commit(ROOT), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "machine": machine(), "texts": args.texts}
-        args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(args.out / "gpu.json", data)
-        atomic_write_text(args.out / "gpu.md", render(data))
+        write_results(args.out, "gpu", {"records": records, **stamp(), "texts": args.texts}, render)
 
 
 if __name__ == "__main__":

@@ -32,11 +32,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-from coevo.atomic import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from coevo.provenance import git_commit, machine, peak_rss_mb  # noqa: E402
+from coevo.atomic import read_json
+from coevo.bench.results import repo_root, results_dir, stamp, write_results
+from coevo.provenance import peak_rss_mb
 
 K = 10
 GREETINGS = ("", "", "hi, ", "Hello. ", "hey ", "Good morning, ", "URGENT: ")
@@ -135,7 +134,7 @@ def _rate(x: float) -> str:
 
 def _env() -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([str(repo_root() / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         env.setdefault(name, "1")
     return env
@@ -153,7 +152,7 @@ def main() -> None:
     parser.add_argument("--fit-sample", type=int, help="fit on a stratified sample of the demo texts (a quick check)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "coevo-bench-predict",
                         help="the fitted runs and the generated input files")
-    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "results", help="where predict.{json,md} go")
+    parser.add_argument("--results", type=Path, default=results_dir(), help="where predict.{json,md} go")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -188,7 +187,7 @@ def main() -> None:
                   f"peak {row['peak_rss_mb'] / 1024:.2f} GB", file=sys.stderr)
     config = read_json(work / f"expand-{args.llm}-m{args.samples}" / "config.json")
     result = {
-        "commit": git_commit(ROOT), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+        **stamp(),
         "load_average": load_average, "seconds": time.perf_counter() - started, "fit_seconds": fit_s,
         "settings": {"embedder": config["embedder"], "llm": config["llm"], "samples": config["samples"],
                      "max_new_tokens": config["max_new_tokens"], "generation_backend": config["generation_backend"],
@@ -196,8 +195,7 @@ def main() -> None:
                      "fit_texts": read_json(work / "kmeans" / "summary.json")["n_texts"]},
         "rows": rows,
     }
-    atomic_write_json(args.results / "predict.json", result)
-    atomic_write_text(args.results / "predict.md", render(result))
+    write_results(args.results, "predict", result, render)
     print(f"wrote {args.results / 'predict.md'}", file=sys.stderr)
 
 

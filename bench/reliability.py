@@ -27,11 +27,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
+sys.path.insert(0, str(ROOT))  # it reuses the test suite's cases (tests/), which are not part of the package
 
-from coevo.atomic import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from coevo.atomic import read_json  # noqa: E402
+from coevo.bench.results import results_dir, stamp, write_results  # noqa: E402
 from coevo.config import CoEvoConfig  # noqa: E402
-from coevo.provenance import git_commit, machine  # noqa: E402
 from tests.conftest import SMALL, TEST_LLM  # noqa: E402
 from tests.crash import crash_chain, kill_points  # noqa: E402
 from tests.test_bad_input import CASES  # noqa: E402
@@ -154,20 +154,17 @@ def render(report: dict) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=ROOT / "docs" / "results")
+    parser.add_argument("--results", type=Path, default=results_dir())
     parser.add_argument("--note", default="", help="A remark for the header, e.g. what else ran on the machine.")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        report = {"commit": git_commit(ROOT), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                  "machine": machine(), "bad_input": bad_input_cases(), "long_text": long_text(work),
+        report = {**stamp(), "bad_input": bad_input_cases(), "long_text": long_text(work),
                   "crash": crash(work)}
     report["seconds"] = time.perf_counter() - started
     report["note"] = f"; {args.note}" if args.note else ""
-    args.results.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.results / "reliability.json", report)
-    atomic_write_text(args.results / "reliability.md", render(report))
+    write_results(args.results, "reliability", report, render)
     print(f"wrote {args.results / 'reliability.md'}")
     failed = not all(r["ok"] for r in report["bad_input"]) or report["long_text"]["exit"] != 0 \
         or not all(report["crash"]["identical"].values())

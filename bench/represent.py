@@ -25,11 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
 
-from coevo.atomic import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from coevo.provenance import git_commit, machine  # noqa: E402
+from coevo.atomic import read_json
+from coevo.bench.results import repo_root, results_dir, stamp, write_results
 
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 METHODS = ("expand", "contrastive-only", "random-select", "no-dpo", "full")
@@ -137,7 +135,7 @@ def render(data: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tier", default="levers")
-    parser.add_argument("--runs", type=Path, default=ROOT / "bench" / "out", help="the bench's --out-dir")
+    parser.add_argument("--runs", type=Path, default=repo_root() / "bench" / "out", help="the bench's --out-dir")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--kmeans-init", type=int, default=None, help="KMeans restarts (default: each run's own)")
     args = parser.parse_args()
@@ -145,21 +143,21 @@ def main() -> None:
     root = args.runs / args.tier
     if not root.is_dir():
         raise SystemExit(f"bench/represent.py: no runs under {root}; run `coevo bench bench/configs/{args.tier}.toml` first")
-    out = ROOT / "docs" / "results" / f"represent-{args.tier}"
+    out = results_dir() / f"represent-{args.tier}"
     before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
     if (before.get("seeds"), before.get("weights"), before.get("kmeans_init")) != (args.seeds, list(WEIGHTS), args.kmeans_init):
         before = {}  # other KMeans seeds or weights: nothing can be reused
-    commit, where = git_commit(ROOT), machine()
+    provenance = stamp()
+    commit, where = provenance["commit"], provenance["machine"]
     results: dict[str, dict] = {}
 
     def save() -> None:
         """Written after every measured run, so an interrupted pass keeps what it measured."""
         cells = [r for by_run in results.values() for r in by_run.values()]
         data = {"tier": args.tier, "commits": sorted({r["commit"] for r in cells}),
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": where, "seeds": args.seeds,
+                "date": stamp()["date"], "machine": where, "seeds": args.seeds,
                 "weights": list(WEIGHTS), "kmeans_init": args.kmeans_init, "seconds": sum(r["seconds"] for r in cells), "results": results}
-        atomic_write_json(out.with_suffix(".json"), data)
-        atomic_write_text(out.with_suffix(".md"), render(data))
+        write_results(out.parent, out.name, data, render)
 
     for variant_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for dataset_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()):

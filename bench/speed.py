@@ -37,15 +37,14 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "docs" / "results"
-sys.path.insert(0, str(ROOT / "src"))
+from coevo.atomic import atomic_write_json, atomic_write_text, read_json
+from coevo.bench.results import data_dir, results_dir, stamp
+from coevo.provenance import peak_rss_mb
 
-from coevo.atomic import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from coevo.provenance import git_commit, machine, peak_rss_mb  # noqa: E402
+OUT = results_dir()
 
-TEXTS_FILE = ROOT.parent / "shared" / "data" / "bank77.jsonl"
-LARGE_FILE = ROOT.parent / "shared" / "data" / "bank77_large.jsonl"
+TEXTS_FILE = data_dir() / "bank77.jsonl"
+LARGE_FILE = data_dir() / "bank77_large.jsonl"
 # One DPO pair per this many texts in the `rounds` part: the default (half the
 # texts) would cost hours of DPO per point on two cores.
 TEXTS_PER_PAIR = 40
@@ -629,7 +628,7 @@ def main() -> None:
         else:
             keep = [r for r in data["records"] if part not in (r["part"], r.get("of"))]
         data["records"] = keep + new
-        data.update(commit=git_commit(ROOT), date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), machine=machine(),
+        data.update(**stamp(),
                     llm=args.llm, embedder=args.embedder, max_new_tokens=args.max_new_tokens,
                     load={**data.get("load", {}), **load})
         atomic_write_json(path, data)

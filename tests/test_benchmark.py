@@ -1,4 +1,4 @@
-"""Tests of coevo.benchmark: config checks, report rendering, record merging, and the smoke tier end to end.
+"""Tests of coevo.bench: config checks, report rendering, record merging, and the smoke tier end to end.
 
 Everything but the last test runs on fake data and fake records in a few
 seconds; the last one runs the real smoke tier (tiny models) into a tmp folder.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from coevo.benchmark import (
+from coevo.bench import (
     DATASET_TASKS,
     ReportMeta,
     Record,
@@ -253,7 +253,7 @@ def test_render_leaves_out_records_asked_with_other_settings():
 def test_a_changed_default_makes_a_cell_stale_and_not_done(tmp_path):
     """A bench config that leaves a setting to its default: when the default changes, the runs made
     under the old one must neither count as done nor sit under today's settings."""
-    from coevo.benchmark import Unit, Variant, _is_done
+    from coevo.bench.runner import Unit, Variant, _is_done
 
     settings = {"rounds": 2}
     unit = Unit("bank77", "kmeans", Variant("default", settings), 0, (), tmp_path / "run", tmp_path / "bank77.jsonl",

@@ -274,7 +274,7 @@ def bench(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder of the dataset .jsonl files, replacing the config's data_dir."),
 ) -> None:
     """Run methods x datasets x seeds of a benchmark config, resumably; writes docs/results/<tier>.json and .md."""
-    from .benchmark import load_bench_config, run_bench
+    from .bench import load_bench_config, run_bench
 
     try:
         outcome = run_bench(load_bench_config(config, data_dir=data_dir), only=only or (), dry_run=dry_run, out_dir=out_dir)

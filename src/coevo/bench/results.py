@@ -1,0 +1,64 @@
+"""What every benchmark writes beside its numbers, in one place: where the repository and the
+data are, the provenance stamp (commit, machine, date), and the atomic writing of a result
+pair ``docs/results/<name>.json`` + ``.md``.
+
+The tiers (``coevo bench``) and the scripts under ``bench/`` (speed, represent,
+predict, reliability, gpu) all write through it, so a result table always carries
+the same stamp and is never left half written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_json, atomic_write_text
+from ..provenance import git_commit, machine
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (src layout), or the working folder for an installed package."""
+    root = Path(__file__).resolve().parents[3]
+    return root if (root / "pyproject.toml").is_file() else Path.cwd()
+
+
+def data_dir() -> Path:
+    """The ClusterLLM datasets: ``$COEVO_DATA`` or ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("COEVO_DATA") or repo_root() / ".." / "shared" / "data").resolve()
+
+
+def results_dir() -> Path:
+    return repo_root() / "docs" / "results"
+
+
+def now() -> str:
+    """UTC, to the second: when a result was measured."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def stamp() -> dict[str, str]:
+    """The provenance every result file carries: the commit of the code measured (this package's
+    checkout), the machine, the date."""
+    return {"commit": git_commit(repo_root()), "machine": machine(),
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def shown(path: Path) -> str:
+    """A path relative to the repository when it is inside it, so results files are portable."""
+    try:
+        return str(Path(path).resolve().relative_to(repo_root()))
+    except ValueError:
+        return str(path)
+
+
+def write_results(folder: Path, name: str, data: Any, render: Callable[[Any], str]) -> tuple[Path, Path]:
+    """``folder/<name>.json`` (the data) and ``folder/<name>.md`` (``render(data)``), each written atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / f"{name}.json", folder / f"{name}.md"
+    atomic_write_json(json_path, data)
+    text = render(data)
+    atomic_write_text(md_path, text if text.endswith("\n") else text + "\n")
+    return json_path, md_path
