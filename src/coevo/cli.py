@@ -6,6 +6,7 @@ the user's input become one line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from .config import CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task
+from .config import METHOD, CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task
 from .errors import CoevoError
 from .export import ExportFormat, ExportTable
 
@@ -74,59 +75,73 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
     typer.echo(f"report: {build_report(model)}")
 
 
-KMEANS_INIT_HELP = "KMeans restarts per clustering; the one with the lowest objective is kept."
+_FIELDS = {f.name: f for f in dataclasses.fields(CoEvoConfig)}
 DATA_HELP = "Texts to cluster: a .jsonl/.csv/.tsv/.txt file, a Hugging Face dataset name, or 'demo' for the bundled demo data."
+INPUT, OUTPUT = "Input", "Output"
+
+
+def _setting(name: str, *flags: str):
+    """The option of ``CoEvoConfig`` field ``name``: its default, help and --help panel are the field's own."""
+    f = _FIELDS[name]
+    return typer.Option(f.default, *flags, help=f.metadata["help"], rich_help_panel=f.metadata["panel"],
+                        show_default=f.default is not None)
 
 
 @app.command()
 def run(
     data: Optional[str] = typer.Argument(None, help=DATA_HELP, show_default=False),
-    clusters: Optional[int] = typer.Option(None, "-k", "--clusters", help="Number of clusters K."),
-    task: Task = typer.Option(CoEvoConfig.task, help="What the LLM names."),
-    instruction: Optional[str] = typer.Option(None, help="Your own instruction for the LLM, replacing the task's."),
-    method: Method = typer.Option(CoEvoConfig.method, help="The method or an ablation."),
-    llm: str = typer.Option(CoEvoConfig.llm, help="LLM: a packaged name, a hub id or a local folder."),
-    embedder: str = typer.Option(CoEvoConfig.embedder, help="Embedding model: a packaged name, a hub id or a local folder."),
-    rounds: int = typer.Option(CoEvoConfig.rounds, help="Co-evolution rounds T."),
-    samples: int = typer.Option(CoEvoConfig.samples, help="Interpretations sampled per text (M)."),
-    temperature: float = typer.Option(CoEvoConfig.temperature, help="Sampling temperature."),
-    max_new_tokens: int = typer.Option(CoEvoConfig.max_new_tokens, help="Longest interpretation, in tokens."),
-    generation_backend: GenerationBackend = typer.Option(
-        CoEvoConfig.generation_backend, help="Decoder (auto = vLLM on a CUDA GPU when installed, else torch).",
-    ),
-    density: Density = typer.Option(CoEvoConfig.density, help="Density score."),
-    k_neighbors: int = typer.Option(CoEvoConfig.k_neighbors, help="Neighbours for the knn and kde scores."),
-    keep_fraction: float = typer.Option(CoEvoConfig.keep_fraction, help="Share of preference pairs kept (largest margins)."),
-    max_pairs: Optional[int] = typer.Option(None, help="At most this many DPO pairs per round (bounds DPO time)."),
-    max_copy_rate: float = typer.Option(CoEvoConfig.max_copy_rate, help="A chosen answer may repeat at most this share of its text's words."),
-    guard_consolidation: bool = typer.Option(
-        CoEvoConfig.guard_consolidation,
-        help="Keep a trained LLM whose answers got fewer but still mark clusters (texts sharing an answer share a cluster).",
-    ),
-    contrastive_loss: ContrastiveLoss = typer.Option(
-        CoEvoConfig.contrastive_loss, help="Contrastive loss (gist: the base embedder vetoes false negatives).",
-    ),
-    represent: Represent = typer.Option(
-        CoEvoConfig.represent, help="What KMeans clusters (auto: the interpretations' weight chosen per run without labels)."),
-    interp_weight: float = typer.Option(
-        CoEvoConfig.interp_weight, help="Weight of the interpretation mean joined to f(x) (represent text+interp)."),
-    kmeans_init: int = typer.Option(CoEvoConfig.kmeans_init, help=KMEANS_INIT_HELP),
-    dpo_learning_rate: float = typer.Option(CoEvoConfig.dpo_learning_rate, help="Learning rate of the DPO step."),
-    dpo_beta: float = typer.Option(CoEvoConfig.dpo_beta, help="DPO beta: higher keeps the LLM closer to the base model."),
-    dpo_sft_weight: float = typer.Option(CoEvoConfig.dpo_sft_weight, help="Weight of an NLL (SFT) term on the chosen answer; 0 = plain sigmoid DPO."),
-    seed: int = typer.Option(CoEvoConfig.seed, help="Seed of every random choice."),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (default: coevo-runs/<data>-<method>-seed<seed>-<time>)."),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last finished step."),
-    sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept)."),
-    text_field: str = typer.Option("text", help="Field (JSONL) or column (CSV/TSV) holding the text."),
-    label_field: str = typer.Option("label", help="Field holding gold labels, if any ('' for none)."),
-    format: Optional[str] = typer.Option(None, "--format", help="Input format when the extension does not tell: jsonl, csv, tsv, txt."),
-    cache_dir: Optional[str] = typer.Option(None, help="Model and generation cache (default $COEVO_CACHE or ~/.cache/coevo)."),
-    trust_remote_code: bool = typer.Option(False, help="Allow models that ship their own Python code."),
-    show: int = typer.Option(20, help="Clusters to print at the end (0: none)."),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or step lines."),
+    clusters: Optional[int] = typer.Option(None, "-k", "--clusters", help="Number of clusters K.", rich_help_panel=METHOD),
+    task: Task = _setting("task"),
+    instruction: Optional[str] = _setting("instruction"),
+    method: Method = _setting("method"),
+    rounds: int = _setting("rounds"),
+    llm: str = _setting("llm"),
+    embedder: str = _setting("embedder"),
+    trust_remote_code: bool = _setting("trust_remote_code"),
+    cache_dir: Optional[str] = _setting("cache_dir"),
+    samples: int = _setting("samples"),
+    temperature: float = _setting("temperature"),
+    top_p: float = _setting("top_p"),
+    max_new_tokens: int = _setting("max_new_tokens"),
+    generation_batch_size: int = _setting("generation_batch_size"),
+    generation_backend: GenerationBackend = _setting("generation_backend"),
+    density: Density = _setting("density"),
+    tau: float = _setting("tau"),
+    k_neighbors: int = _setting("k_neighbors"),
+    keep_fraction: float = _setting("keep_fraction"),
+    max_pairs: Optional[int] = _setting("max_pairs"),
+    max_copy_rate: float = _setting("max_copy_rate"),
+    guard_consolidation: bool = _setting("guard_consolidation"),
+    dpo_learning_rate: float = _setting("dpo_learning_rate"),
+    dpo_beta: float = _setting("dpo_beta"),
+    dpo_sft_weight: float = _setting("dpo_sft_weight"),
+    dpo_batch_size: int = _setting("dpo_batch_size"),
+    dpo_epochs: float = _setting("dpo_epochs"),
+    lora_r: int = _setting("lora_r"),
+    lora_alpha: int = _setting("lora_alpha"),
+    contrastive_batch_size: int = _setting("contrastive_batch_size"),
+    contrastive_learning_rate: float = _setting("contrastive_learning_rate"),
+    contrastive_epochs: float = _setting("contrastive_epochs"),
+    contrastive_loss: ContrastiveLoss = _setting("contrastive_loss"),
+    represent: Represent = _setting("represent"),
+    interp_weight: float = _setting("interp_weight"),
+    kmeans_init: int = _setting("kmeans_init"),
+    seed: int = _setting("seed"),
+    sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept).",
+                                         rich_help_panel=INPUT),
+    text_field: str = typer.Option("text", help="Field (JSONL) or column (CSV/TSV) holding the text.", rich_help_panel=INPUT),
+    label_field: str = typer.Option("label", help="Field holding gold labels, if any ('' for none).", rich_help_panel=INPUT),
+    format: Optional[str] = typer.Option(None, "--format", help="Input format when the extension does not tell: jsonl, csv, "
+                                         "tsv, txt.", rich_help_panel=INPUT),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (default: coevo-runs/<data>-<method>-seed<seed>-"
+                                       "<time>).", rich_help_panel=OUTPUT),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last finished step.",
+                                          rich_help_panel=OUTPUT),
+    show: int = typer.Option(20, help="Clusters to print at the end (0: none).", rich_help_panel=OUTPUT),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or step lines.", rich_help_panel=OUTPUT),
 ) -> None:
     """Run the co-evolution method (or one of its baselines), print the named clusters, write report.html."""
+    settings = {name: value for name, value in locals().items() if name in _FIELDS}  # every option named like a field
     from .data import check_n_clusters
     from .pipeline import CoEvolution
 
@@ -141,16 +156,7 @@ def run(
         raise CoevoError("give the DATA to cluster (a file, a dataset name or 'demo'), or --resume RUN_DIR")
     if clusters is None:
         raise CoevoError("option -k/--clusters is required: the number of clusters")
-    config = CoEvoConfig(
-        n_clusters=clusters, task=task, instruction=instruction, method=method,
-        llm=llm, embedder=embedder, rounds=rounds, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
-        density=density, k_neighbors=k_neighbors, keep_fraction=keep_fraction,
-        max_pairs=max_pairs, max_copy_rate=max_copy_rate, guard_consolidation=guard_consolidation,
-        contrastive_loss=contrastive_loss, represent=represent, interp_weight=interp_weight, kmeans_init=kmeans_init,
-        seed=seed, cache_dir=cache_dir,
-        dpo_learning_rate=dpo_learning_rate, dpo_beta=dpo_beta, dpo_sft_weight=dpo_sft_weight,
-        trust_remote_code=trust_remote_code, generation_backend=generation_backend,
-    )
+    config = CoEvoConfig(n_clusters=clusters, **settings)
     corpus = _load(data, text_field, label_field, format, sample, seed)
     check_n_clusters(corpus, clusters)
     run_dir = out or _default_out(data, method, seed)
@@ -164,15 +170,15 @@ def run(
 def baseline(
     data: str = typer.Argument(..., help=DATA_HELP, show_default=False),
     clusters: int = typer.Option(..., "-k", "--clusters", help="Number of clusters K."),
-    embedder: str = typer.Option(CoEvoConfig.embedder, help="Embedding model: a packaged name, a hub id or a local folder."),
-    seed: int = typer.Option(CoEvoConfig.seed, help="Seed of KMeans."),
-    kmeans_init: int = typer.Option(CoEvoConfig.kmeans_init, help=KMEANS_INIT_HELP),
+    embedder: str = _setting("embedder"),
+    seed: int = _setting("seed"),
+    kmeans_init: int = _setting("kmeans_init"),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output folder (default: coevo-runs/<data>-kmeans-seed<seed>-<time>)."),
     sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept)."),
     text_field: str = typer.Option("text", help="Field (JSONL) or column (CSV/TSV) holding the text."),
     label_field: str = typer.Option("label", help="Field holding gold labels, if any ('' for none)."),
     format: Optional[str] = typer.Option(None, "--format", help="Input format when the extension does not tell: jsonl, csv, tsv, txt."),
-    cache_dir: Optional[str] = typer.Option(None, help="Model cache (default $COEVO_CACHE or ~/.cache/coevo)."),
+    cache_dir: Optional[str] = _setting("cache_dir"),
     show: int = typer.Option(20, help="Clusters to print at the end (0: none)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars."),
 ) -> None:

@@ -1,15 +1,19 @@
 """The run's settings: every knob of the method, with the defaults of docs/method.md.
 
-One frozen dataclass is the single source of truth; the CLI's options map onto
-its fields one to one, and a run folder stores it as ``config.json`` so that
-``--resume`` continues with exactly the settings the run started with.
+One frozen dataclass is the single source of truth: each field carries its
+default, its one-line help and its ``--help`` panel; ``coevo run`` has an option
+per field with that default and help (tests/test_cli.py fails on drift), the
+bench's settings are its fields, and the stages' own settings (``SamplingConfig``,
+``DPOSettings``, ``ContrastiveSettings``) are built from it. A run folder stores it
+as ``config.json`` so that ``--resume`` continues with exactly the settings the
+run started with.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from .errors import CoevoError
@@ -33,66 +37,93 @@ DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
 
+def setting(default, help: str, panel: str):
+    """A field of ``CoEvoConfig`` with the one-line help the CLI shows and the ``--help`` panel it sits in:
+    the field is the one place a setting's default and meaning are written."""
+    return field(default=default, metadata={"help": help, "panel": panel})
+
+
+# --help panels, in the order `coevo run --help` shows them
+METHOD, MODELS, GENERATION, SELECTION, DPO, CONTRASTIVE, CLUSTERING, RUN = (
+    "Method", "Models", "Generation", "Density and selection", "Preference step (DPO)", "Contrastive step",
+    "Clustering", "Run")
+
+
 @dataclass(frozen=True)
 class CoEvoConfig:
-    """Settings of one co-evolution run (see docs/method.md for the why of each default)."""
+    """Settings of one co-evolution run (see docs/method.md for the why of each default).
+
+    Every field is an option of ``coevo run`` (``--field-name``) and a setting of a
+    bench config, with the default and help written here once.
+    """
 
     n_clusters: int
-    task: str = "intent"
-    instruction: str | None = None  # replaces the task's built-in instruction
-    method: str = "full"
-    llm: str = DEFAULT_LLM
-    embedder: str = DEFAULT_EMBEDDER
-    rounds: int = 3
+    task: str = setting("intent", "What the LLM names.", METHOD)
+    instruction: str | None = setting(None, "Your own instruction for the LLM, replacing the task's.", METHOD)
+    method: str = setting("full", "The method or an ablation.", METHOD)
+    rounds: int = setting(3, "Co-evolution rounds T.", METHOD)
+    llm: str = setting(DEFAULT_LLM, "LLM: a packaged name, a hub id or a local folder.", MODELS)
+    embedder: str = setting(DEFAULT_EMBEDDER, "Embedding model: a packaged name, a hub id or a local folder.", MODELS)
+    trust_remote_code: bool = setting(False, "Allow models that ship their own Python code.", MODELS)
+    cache_dir: str | None = setting(None, "Model and generation cache (default $COEVO_CACHE or ~/.cache/coevo).", MODELS)
     # generation
-    samples: int = 4
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 20  # every sequence of a batch waits for the longest; phrases need < 16
-    generation_batch_size: int = 64
-    generation_backend: str = "auto"  # vllm on a CUDA GPU with vLLM installed, else our torch decode loop
+    samples: int = setting(4, "Interpretations sampled per text (M).", GENERATION)
+    temperature: float = setting(0.8, "Sampling temperature.", GENERATION)
+    top_p: float = setting(0.95, "Nucleus sampling: keep the most likely tokens up to this probability mass.", GENERATION)
+    # every sequence of a batch waits for the longest; phrases need < 16
+    max_new_tokens: int = setting(20, "Longest interpretation, in tokens.", GENERATION)
+    generation_batch_size: int = setting(64, "Texts per decode batch (x samples sequences decoded together).",
+                                         GENERATION)
+    generation_backend: str = setting("auto", "Decoder (auto = vLLM on a CUDA GPU when installed, else torch).",
+                                      GENERATION)
     # density and selection
-    density: str = "posterior"
-    tau: float = 0.05
-    k_neighbors: int = 10
-    keep_fraction: float = 0.5
-    max_pairs: int | None = None
-    max_copy_rate: float = 0.6  # a chosen answer may reuse at most this share of its text's words
-    # a fall in distinct answers is no collapse when texts that share an answer still share a cluster
-    guard_consolidation: bool = False
+    density: str = setting("posterior", "Density score of an interpretation.", SELECTION)
+    tau: float = setting(0.05, "Temperature of the posterior density score.", SELECTION)
+    k_neighbors: int = setting(10, "Neighbours for the knn and kde scores.", SELECTION)
+    keep_fraction: float = setting(0.5, "Share of preference pairs kept (largest margins).", SELECTION)
+    max_pairs: int | None = setting(None, "At most this many DPO pairs per round (bounds DPO time).", SELECTION)
+    max_copy_rate: float = setting(0.6, "A chosen answer may repeat at most this share of its text's words.", SELECTION)
+    guard_consolidation: bool = setting(
+        False, "Keep a trained LLM whose answers got fewer but still mark clusters "
+        "(texts sharing an answer share a cluster).", SELECTION)
     # preference step (DPO)
-    dpo_learning_rate: float = 2e-5
-    dpo_beta: float = 0.1
-    dpo_sft_weight: float = 0.0  # weight of an NLL term on the chosen answer; > 0 sharpened Qwen-0.5B into fewer, shorter answers
-    dpo_batch_size: int = 4
-    dpo_epochs: float = 1.0
-    lora_r: int = 16
-    lora_alpha: int = 32
+    dpo_learning_rate: float = setting(2e-5, "Learning rate of the DPO step.", DPO)
+    dpo_beta: float = setting(0.1, "DPO beta: higher keeps the LLM closer to the base model.", DPO)
+    # > 0 sharpened Qwen-0.5B into fewer, shorter answers
+    dpo_sft_weight: float = setting(0.0, "Weight of an NLL (SFT) term on the chosen answer; 0 = plain sigmoid DPO.",
+                                    DPO)
+    dpo_batch_size: int = setting(4, "Preference pairs per DPO step.", DPO)
+    dpo_epochs: float = setting(1.0, "Passes over a round's preference pairs.", DPO)
+    lora_r: int = setting(16, "LoRA rank of the DPO adapter.", DPO)
+    lora_alpha: int = setting(32, "LoRA alpha (scale) of the DPO adapter.", DPO)
     # contrastive step
-    contrastive_batch_size: int = 32
-    contrastive_learning_rate: float = 2e-5
-    contrastive_epochs: float = 1.0
+    contrastive_batch_size: int = setting(32, "Pairs per contrastive step (the in-batch negatives).", CONTRASTIVE)
+    contrastive_learning_rate: float = setting(2e-5, "Learning rate of the contrastive step.", CONTRASTIVE)
+    contrastive_epochs: float = setting(1.0, "Passes over a round's positive pairs.", CONTRASTIVE)
     # mnrl: every other pair of the batch is a negative; gist: the frozen base embedder vetoes negatives it finds
     # closer to the anchor than the positive (GISTEmbedLoss), so same-class texts are not pushed apart
-    contrastive_loss: str = "mnrl"
+    contrastive_loss: str = setting("mnrl", "Contrastive loss (gist: the base embedder vetoes false negatives).",
+                                    CONTRASTIVE)
     # clustering
     # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); auto: interp_weight picked per run
-    # from INTERP_WEIGHTS by a label-free criterion (clustering.choose_interp_weight). Weight 0.5: on the dev
-    # half's runs it beat weight 1 (the old default) on 10 of 13 and the stability rule of auto on the mean
-    # (docs/results/represent-levers.md)
-    represent: str = "text+interp"
-    interp_weight: float = 0.5
-    kmeans_init: int = 50  # KMeans restarts; the lowest objective wins (docs/results/baseline.md)
-    # misc
-    seed: int = 0
-    trust_remote_code: bool = False
-    cache_dir: str | None = None
+    # from INTERP_WEIGHTS by a label-free criterion (clustering.choose_interp_weight)
+    represent: str = setting(
+        "text+interp", "What KMeans clusters (auto: the interpretations' weight chosen per run without labels).",
+        CLUSTERING)
+    # Weight 0.5: on the dev half's runs it beat weight 1 (the old default) on 10 of 13 and the stability
+    # rule of auto on the mean (docs/results/represent-levers.md)
+    interp_weight: float = setting(0.5, "Weight of the interpretation mean joined to f(x) (represent text+interp).",
+                                   CLUSTERING)
+    # docs/results/baseline.md
+    kmeans_init: int = setting(50, "KMeans restarts per clustering; the one with the lowest objective is kept.",
+                               CLUSTERING)
+    seed: int = setting(0, "Seed of every random choice.", RUN)
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):  # NaN passes every comparison below and fails deep in sampling
-            value = getattr(self, field.name)
+        for f in dataclasses.fields(self):  # NaN passes every comparison below and fails deep in sampling
+            value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise CoevoError(f"option --{field.name.replace('_', '-')}: must be a finite number, got {value}")
+                raise CoevoError(f"option --{f.name.replace('_', '-')}: must be a finite number, got {value}")
         _choice("task", self.task, TASKS)
         _choice("method", self.method, METHODS)
         _choice("density", self.density, DENSITIES)
@@ -106,6 +137,11 @@ class CoEvoConfig:
         _positive("max-new-tokens", self.max_new_tokens)
         _positive("k-neighbors", self.k_neighbors)
         _positive("kmeans-init", self.kmeans_init)
+        for name in ("generation_batch_size", "dpo_batch_size", "lora_r", "lora_alpha", "contrastive_batch_size"):
+            _positive(name.replace("_", "-"), getattr(self, name))
+        for name in ("tau", "dpo_learning_rate", "dpo_epochs", "contrastive_learning_rate", "contrastive_epochs"):
+            if getattr(self, name) <= 0:
+                raise CoevoError(f"option --{name.replace('_', '-')}: must be above 0, got {getattr(self, name)}")
         if not 0.0 < self.keep_fraction <= 1.0:
             raise CoevoError(f"option --keep-fraction: must be in (0, 1], got {self.keep_fraction}")
         if self.max_pairs is not None and self.max_pairs < 1:

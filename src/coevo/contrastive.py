@@ -22,15 +22,18 @@ from pathlib import Path
 import torch
 
 from .clustering import clip_for_embedder
+from .config import CoEvoConfig
 
 
 @dataclass(frozen=True)
 class ContrastiveSettings:
-    batch_size: int = 32
-    learning_rate: float = 2e-5
-    epochs: float = 1.0
-    seed: int = 0
-    loss: str = "mnrl"  # or "gist" (needs a guide model)
+    """The contrastive step's settings; the defaults are ``CoEvoConfig``'s ``contrastive_*`` fields."""
+
+    batch_size: int = CoEvoConfig.contrastive_batch_size
+    learning_rate: float = CoEvoConfig.contrastive_learning_rate
+    epochs: float = CoEvoConfig.contrastive_epochs
+    seed: int = CoEvoConfig.seed
+    loss: str = CoEvoConfig.contrastive_loss  # "gist" needs a guide model
 
 
 def train_contrastive(

@@ -34,19 +34,21 @@ from transformers import DynamicCache
 
 from . import models
 from .atomic import atomic_write_json, read_json
-from .config import GENERATION_BACKENDS
+from .config import GENERATION_BACKENDS, CoEvoConfig
 from .errors import CoevoError
 from .prompts import MAX_TEXT_TOKENS, chat_messages, clean_interpretation, cut_texts, is_degenerate, system_prompt
 
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    samples: int = 4
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 32
-    batch_size: int = 64  # texts per decode batch; x samples sequences are decoded together
-    seed: int = 0
+    """How the generate step samples; the defaults are ``CoEvoConfig``'s (its ``generation_*`` fields)."""
+
+    samples: int = CoEvoConfig.samples
+    temperature: float = CoEvoConfig.temperature
+    top_p: float = CoEvoConfig.top_p
+    max_new_tokens: int = CoEvoConfig.max_new_tokens
+    batch_size: int = CoEvoConfig.generation_batch_size  # texts per decode batch; x samples sequences decoded together
+    seed: int = CoEvoConfig.seed
 
 
 def generation_backend(requested: str = "auto") -> str:

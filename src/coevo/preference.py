@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from . import models
+from .config import CoEvoConfig
 from .models import preferred_dtype
 from .prompts import chat_messages, cut_to_tokens
 from .selection import PreferencePair
@@ -36,13 +37,16 @@ from .selection import PreferencePair
 
 @dataclass(frozen=True)
 class DPOSettings:
-    learning_rate: float = 2e-5
-    beta: float = 0.1
-    sft_weight: float = 0.0
-    batch_size: int = 4
-    epochs: float = 1.0
-    lora_r: int = 16
-    lora_alpha: int = 32
+    """The DPO step's settings; the method's defaults are ``CoEvoConfig``'s ``dpo_*``/``lora_*`` fields, the
+    rest are how TRL is driven here."""
+
+    learning_rate: float = CoEvoConfig.dpo_learning_rate
+    beta: float = CoEvoConfig.dpo_beta
+    sft_weight: float = CoEvoConfig.dpo_sft_weight
+    batch_size: int = CoEvoConfig.dpo_batch_size
+    epochs: float = CoEvoConfig.dpo_epochs
+    lora_r: int = CoEvoConfig.lora_r
+    lora_alpha: int = CoEvoConfig.lora_alpha
     max_length: int = 256  # prompt + answer tokens; our prompts are short texts
     # TRL turns activation checkpointing on by default to save GPU memory; at our
     # sequence lengths memory is no issue and recomputing activations costs time.

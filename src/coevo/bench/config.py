@@ -3,9 +3,11 @@ one-line error naming the file and the key (the keys are documented in ``coevo.b
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import tomllib
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +28,22 @@ DATASET_TASKS: dict[str, str] = {
 
 SEED_POLICIES: tuple[str, ...] = ("full", "recluster")
 
-SETTINGS: dict[str, type] = {
-    "llm": str, "embedder": str, "rounds": int, "samples": int, "temperature": float, "max_new_tokens": int,
-    "density": str, "k_neighbors": int, "keep_fraction": float, "max_pairs": int, "represent": str, "kmeans_init": int,
-    "cache_dir": str, "trust_remote_code": bool, "generation_backend": str,
-    "dpo_learning_rate": float, "dpo_beta": float, "dpo_sft_weight": float,
-    "max_copy_rate": float, "guard_consolidation": bool, "contrastive_loss": str, "interp_weight": float,
-}
-"""Run settings a config may set: the options of ``coevo run`` that are the same for every cell
-(each cell runs through that command, so only its options can be varied)."""
+_PER_CELL = ("n_clusters", "task", "method", "seed")  # a cell's own: from its dataset, column and seed
+
+
+def _setting_types() -> dict[str, type]:
+    hints = typing.get_type_hints(CoEvoConfig)
+    out = {}
+    for f in dataclasses.fields(CoEvoConfig):
+        if f.name not in _PER_CELL:
+            kind = hints[f.name]
+            out[f.name] = next(a for a in typing.get_args(kind) if a is not type(None)) if typing.get_args(kind) else kind
+    return out
+
+
+SETTINGS: dict[str, type] = _setting_types()
+"""Run settings a config may set: every ``CoEvoConfig`` field but those each cell sets itself, with its type
+(``int | None`` is ``int``: left out means the default)."""
 
 _NO_EFFECT: dict[str, frozenset[str]] = {
     "kmeans": frozenset({"llm", "samples", "temperature", "top_p", "max_new_tokens", "generation_batch_size", "task",
