@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from coevo.clustering import normalize
+from coevo.config import CoEvoConfig
 from coevo.density import density_scores, knn_scores, posterior_scores
 from coevo.selection import select_pairs
 
@@ -57,7 +58,8 @@ def test_knn_scores_dense_region_higher():
 def test_every_density_runs(method):
     rng = np.random.default_rng(3)
     interp, owner, cluster, _ = _two_clusters(rng)
-    scores = density_scores(method, interp, owner, text_cluster=cluster, n_clusters=2, samples_per_text=2)
+    config = CoEvoConfig(n_clusters=2, density=method, samples=2)
+    scores = density_scores(config, interp, owner, cluster, 2)
     assert scores.shape == (len(interp),) and np.all(np.isfinite(scores))
 
 

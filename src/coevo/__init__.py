@@ -5,9 +5,23 @@
 >>> model.labels_
 """
 
+from typing import TYPE_CHECKING
+
 from .config import CoEvoConfig
 from .errors import CoevoError
-from .pipeline import CoEvolution
+
+if TYPE_CHECKING:
+    from .pipeline import CoEvolution
 
 __all__ = ["CoEvoConfig", "CoEvolution", "CoevoError"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # CoEvolution pulls in torch and scikit-learn (seconds); importing it on first use keeps
+    # `coevo --help` and the light modules (config, bench reports) instant.
+    if name == "CoEvolution":
+        from .pipeline import CoEvolution
+
+        return CoEvolution
+    raise AttributeError(f"module 'coevo' has no attribute {name!r}")

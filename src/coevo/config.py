@@ -28,7 +28,6 @@ ContrastiveLoss = Literal["mnrl", "gist"]
 
 TASKS: tuple[str, ...] = get_args(Task)
 METHODS: tuple[str, ...] = get_args(Method)
-DENSITIES: tuple[str, ...] = get_args(Density)
 REPRESENTS: tuple[str, ...] = get_args(Represent)
 GENERATION_BACKENDS: tuple[str, ...] = get_args(GenerationBackend)
 CONTRASTIVE_LOSSES: tuple[str, ...] = get_args(ContrastiveLoss)
@@ -126,7 +125,9 @@ class CoEvoConfig:
                 raise CoevoError(f"option --{f.name.replace('_', '-')}: must be a finite number, got {value}")
         _choice("task", self.task, TASKS)
         _choice("method", self.method, METHODS)
-        _choice("density", self.density, DENSITIES)
+        from .density import DENSITY_SCORERS  # the built-in scorers and any the user registered
+
+        DENSITY_SCORERS.check(self.density)
         _choice("represent", self.represent, REPRESENTS)
         _choice("generation-backend", self.generation_backend, GENERATION_BACKENDS)
         _choice("contrastive-loss", self.contrastive_loss, CONTRASTIVE_LOSSES)

@@ -13,13 +13,24 @@ interpretations (nearest neighbours through faiss):
   texts. Prefers short generic phrases; kept for comparison.
 * ``kde``: a vMF kernel density estimate over the k nearest interpretations of
   other texts, log-scaled.
+
+Each is registered in ``coevo.registry.DENSITY_SCORERS`` under its name; a user's own
+scorer is registered the same way and chosen with ``density=<name>``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .clustering import normalize
+from .errors import CoevoError
+from .registry import DENSITY_SCORERS
+
+if TYPE_CHECKING:
+    from .config import CoEvoConfig
 
 
 def posterior_scores(
@@ -80,25 +91,47 @@ def kde_scores(interp: np.ndarray, owner: np.ndarray, *, k: int = 10, tau: float
     return (peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1) + 1e-30)).astype(np.float32)
 
 
-def density_scores(
-    method: str,
-    interp: np.ndarray,
-    owner: np.ndarray,
-    *,
-    text_cluster: np.ndarray | None = None,
-    n_clusters: int | None = None,
-    tau: float = 0.05,
-    k: int = 10,
-    samples_per_text: int = 4,
-) -> np.ndarray:
+@dataclass(frozen=True)
+class PosteriorScorer:
+    tau: float = 0.05
+
+    def score(self, interp, owner, text_cluster, n_clusters):
+        return posterior_scores(interp, owner, text_cluster, n_clusters, tau=self.tau)
+
+
+@dataclass(frozen=True)
+class KnnScorer:
+    k: int = 10
+    samples_per_text: int = 4
+
+    def score(self, interp, owner, text_cluster, n_clusters):
+        return knn_scores(interp, owner, k=self.k, samples_per_text=self.samples_per_text)
+
+
+@dataclass(frozen=True)
+class KdeScorer:
+    k: int = 10
+    tau: float = 0.05
+    samples_per_text: int = 4
+
+    def score(self, interp, owner, text_cluster, n_clusters):
+        return kde_scores(interp, owner, k=self.k, tau=self.tau, samples_per_text=self.samples_per_text)
+
+
+DENSITY_SCORERS.register("posterior", lambda config: PosteriorScorer(config.tau))
+DENSITY_SCORERS.register("knn", lambda config: KnnScorer(config.k_neighbors, config.samples))
+DENSITY_SCORERS.register("kde", lambda config: KdeScorer(config.k_neighbors, config.tau, config.samples))
+
+
+def density_scores(config: "CoEvoConfig", interp: np.ndarray, owner: np.ndarray, text_cluster: np.ndarray,
+                   n_clusters: int) -> np.ndarray:
+    """The run's density scorer (``config.density``, looked up in ``DENSITY_SCORERS``) on these interpretations;
+    a scorer that returns the wrong number of scores is stopped here, not deep in the selection."""
     if len(interp) == 0:
         return np.zeros(0, dtype=np.float32)
-    if method == "posterior":
-        if text_cluster is None or n_clusters is None:
-            raise ValueError("posterior density needs the texts' clusters")
-        return posterior_scores(interp, owner, text_cluster, n_clusters, tau=tau)
-    if method == "knn":
-        return knn_scores(interp, owner, k=k, samples_per_text=samples_per_text)
-    if method == "kde":
-        return kde_scores(interp, owner, k=k, tau=tau, samples_per_text=samples_per_text)
-    raise ValueError(f"unknown density {method!r}")
+    scores = np.asarray(DENSITY_SCORERS.create(config.density, config).score(interp, owner, text_cluster, n_clusters),
+                        dtype=np.float32)
+    if scores.shape != (len(interp),) or not np.all(np.isfinite(scores)):
+        raise CoevoError(f"density scorer {config.density!r}: expected {len(interp)} finite scores, one per "
+                         f"interpretation, got shape {scores.shape}")
+    return scores

@@ -365,8 +365,7 @@ class CoEvolution:
         if cfg.method in ("contrastive-only", "random-select"):
             scores = rng.random(len(interp_vec)).astype(np.float32)
         else:
-            scores = density_scores(cfg.density, interp_vec, owner, text_cluster=clusters.labels, n_clusters=cfg.n_clusters,
-                                    tau=cfg.tau, k=cfg.k_neighbors, samples_per_text=cfg.samples)
+            scores = density_scores(cfg, interp_vec, owner, clusters.labels, cfg.n_clusters)
         per_text = _split(scores.tolist(), interpretations)
         random_choice = cfg.method in ("contrastive-only", "random-select")
         common = dict(prompt=self.prompt_, max_copy_rate=cfg.max_copy_rate, random_choice=random_choice)

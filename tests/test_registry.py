@@ -1,0 +1,61 @@
+"""Swappable stages: a user's own density scorer, registered by name, runs a real round and is named in
+config.json like the built-ins."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from coevo import CoEvoConfig, CoEvolution
+from coevo.atomic import read_json, read_jsonl
+from coevo.errors import CoevoError
+from coevo.registry import DENSITY_SCORERS, Registry
+from tests.conftest import TEST_LLM
+
+
+class ShortestFirst:
+    """A toy scorer: earlier interpretations score higher, whatever they say."""
+
+    calls = 0
+
+    def score(self, interp, owner, text_cluster, n_clusters):
+        ShortestFirst.calls += 1
+        return -np.arange(len(interp), dtype=np.float32)
+
+
+@pytest.fixture()
+def toy_density():
+    DENSITY_SCORERS.register("toy", lambda config: ShortestFirst())
+    yield "toy"
+    DENSITY_SCORERS._factories.pop("toy", None)
+
+
+def test_unknown_names_are_one_line_errors_that_list_the_known_ones():
+    with pytest.raises(CoevoError, match=r"option --density: 'nope' is not one of posterior, knn, kde"):
+        CoEvoConfig(n_clusters=3, density="nope")
+    registry = Registry("thing", "thing")
+    registry.register("a", lambda config: 1)
+    assert registry.names() == ("a",) and registry.create("a", None) == 1
+    with pytest.raises(CoevoError, match="option --thing: 'b'"):
+        registry.create("b", None)
+
+
+def test_a_bad_scorer_is_stopped_with_its_name(toy_density):
+    from coevo.density import density_scores
+
+    DENSITY_SCORERS.register("toy", lambda config: type("Bad", (), {"score": lambda *a: np.zeros(2)})())
+    with pytest.raises(CoevoError, match="density scorer 'toy': expected 5 finite scores"):
+        density_scores(CoEvoConfig(n_clusters=2, density="toy"), np.ones((5, 3)), np.arange(5), np.zeros(5, int), 2)
+
+
+@pytest.mark.slow
+def test_a_registered_density_scorer_runs_a_round(toy_density, demo_corpus, tmp_path):
+    texts, labels = demo_corpus.texts[:12], demo_corpus.labels[:12]
+    config = CoEvoConfig(n_clusters=3, method="no-dpo", rounds=1, llm=TEST_LLM, samples=2, max_new_tokens=8,
+                         kmeans_init=2, density=toy_density)
+    ShortestFirst.calls = 0
+    model = CoEvolution(config, run_dir=tmp_path / "run", progress=False).fit(texts, labels)
+    assert ShortestFirst.calls == 1 and len(model.labels_) == 12
+    assert read_json(tmp_path / "run" / "config.json")["density"] == "toy"
+    scores = [s for row in read_jsonl(tmp_path / "run" / "round1" / "scores.jsonl") for s in row["scores"]]
+    assert scores == [-float(i) for i in range(len(scores))]  # the toy's scores, in the run's records
