@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from .config import CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task
+from .config import CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task, parse_n_clusters
 from .errors import CoevoError
 from .export import ExportFormat, ExportTable
 
@@ -64,6 +64,11 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
 
     if corpus_line:
         typer.echo(corpus_line)
+    auto = model.summary_.get("auto_k")
+    if auto:
+        low, high = auto["range"]
+        typer.echo(f"K = {auto['k']}, chosen without labels: {auto['criterion']} over K = {low}..{high} on the base "
+                   "embedder's f(x) (the curve is in summary.json and report.html)")
     if max_clusters > 0:
         typer.echo(f"\n{len(model.clusters_)} clusters (largest first):\n")
         typer.echo(format_clusters(model.clusters_, limit=max_clusters))
@@ -74,6 +79,8 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
     typer.echo(f"report: {build_report(model)}")
 
 
+CLUSTERS_HELP = ("Number of clusters K, or 'auto': chosen once without labels, the K of highest silhouette of "
+                 "KMeans on the base embedder's f(x) over K from 2 to min(200, texts/5).")
 KMEANS_INIT_HELP = "KMeans restarts per clustering; the one with the lowest objective is kept."
 DATA_HELP = "Texts to cluster: a .jsonl/.csv/.tsv/.txt file, a Hugging Face dataset name, or 'demo' for the bundled demo data."
 
@@ -81,7 +88,7 @@ DATA_HELP = "Texts to cluster: a .jsonl/.csv/.tsv/.txt file, a Hugging Face data
 @app.command()
 def run(
     data: Optional[str] = typer.Argument(None, help=DATA_HELP, show_default=False),
-    clusters: Optional[int] = typer.Option(None, "-k", "--clusters", help="Number of clusters K."),
+    clusters: Optional[str] = typer.Option(None, "-k", "--clusters", metavar="K|auto", help=CLUSTERS_HELP),
     task: Task = typer.Option(CoEvoConfig.task, help="What the LLM names."),
     instruction: Optional[str] = typer.Option(None, help="Your own instruction for the LLM, replacing the task's."),
     method: Method = typer.Option(CoEvoConfig.method, help="The method or an ablation."),
@@ -140,9 +147,10 @@ def run(
     if data is None:
         raise CoevoError("give the DATA to cluster (a file, a dataset name or 'demo'), or --resume RUN_DIR")
     if clusters is None:
-        raise CoevoError("option -k/--clusters is required: the number of clusters")
+        raise CoevoError("option -k/--clusters is required: the number of clusters, or 'auto'")
+    k = parse_n_clusters(clusters)
     config = CoEvoConfig(
-        n_clusters=clusters, task=task, instruction=instruction, method=method,
+        n_clusters=k, task=task, instruction=instruction, method=method,
         llm=llm, embedder=embedder, rounds=rounds, samples=samples, temperature=temperature, max_new_tokens=max_new_tokens,
         density=density, k_neighbors=k_neighbors, keep_fraction=keep_fraction,
         max_pairs=max_pairs, max_copy_rate=max_copy_rate, guard_consolidation=guard_consolidation,
@@ -152,7 +160,7 @@ def run(
         trust_remote_code=trust_remote_code, generation_backend=generation_backend,
     )
     corpus = _load(data, text_field, label_field, format, sample, seed)
-    check_n_clusters(corpus, clusters)
+    check_n_clusters(corpus, k)
     run_dir = out or _default_out(data, method, seed)
     if not quiet:
         typer.echo(f"{corpus.summary()}; run folder {run_dir}", err=True)
@@ -163,9 +171,9 @@ def run(
 @app.command()
 def baseline(
     data: str = typer.Argument(..., help=DATA_HELP, show_default=False),
-    clusters: int = typer.Option(..., "-k", "--clusters", help="Number of clusters K."),
+    clusters: str = typer.Option(..., "-k", "--clusters", metavar="K|auto", help=CLUSTERS_HELP),
     embedder: str = typer.Option(CoEvoConfig.embedder, help="Embedding model: a packaged name, a hub id or a local folder."),
-    seed: int = typer.Option(CoEvoConfig.seed, help="Seed of KMeans."),
+    seed: int = typer.Option(CoEvoConfig.seed, help="Seed of KMeans (and of the choice of K with -k auto)."),
     kmeans_init: int = typer.Option(CoEvoConfig.kmeans_init, help=KMEANS_INIT_HELP),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output folder (default: coevo-runs/<data>-kmeans-seed<seed>-<time>)."),
     sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept)."),
@@ -183,9 +191,10 @@ def baseline(
     _check_show(show)
     if quiet:
         _quiet_libraries()
+    k = parse_n_clusters(clusters)
     corpus = _load(data, text_field, label_field, format, sample, seed)
-    check_n_clusters(corpus, clusters)
-    config = CoEvoConfig(n_clusters=clusters, method="kmeans", embedder=embedder, kmeans_init=kmeans_init, seed=seed,
+    check_n_clusters(corpus, k)
+    config = CoEvoConfig(n_clusters=k, method="kmeans", embedder=embedder, kmeans_init=kmeans_init, seed=seed,
                          cache_dir=cache_dir)
     model = CoEvolution(config, run_dir=out or _default_out(data, "kmeans", seed), progress=not quiet).fit(corpus.texts, corpus.labels)
     _report(model, corpus.summary(), show)
