@@ -22,12 +22,11 @@ from coevo.config import CoEvoConfig
 
 
 def kill_points(config: CoEvoConfig) -> list[str]:
-    """Every step the run makes, in order (the steps a method skips are not points)."""
-    from coevo.pipeline import STEPS, CoEvolution
+    """Every step the run makes, in order (the steps a method skips are not points; K's choice is ``auto_k``)."""
+    from coevo.pipeline import CoEvolution, _step_key
 
     probe = CoEvolution(config, run_dir=None, progress=False)
-    return [f"round{r}/{step}" for r in range(1, config.effective_rounds + 1) for step in STEPS
-            if probe._applies(r, step)]
+    return [_step_key(r, step) for r, step in probe._steps()]
 
 
 @dataclass

@@ -94,6 +94,7 @@ CASES = {
     # options
     "wrong K": (lambda t, m, r: ["run", "demo", "-k", "1000"], ["-k/--clusters"]),
     "K of 1": (lambda t, m, r: ["run", "demo", "-k", "1"], ["-k/--clusters", "at least 2"]),
+    "K neither a number nor auto": (lambda t, m, r: ["baseline", "demo", "-k", "many"], ["-k/--clusters", "'many'", "'auto'"]),
     "no K": (lambda t, m, r: ["run", "demo"], ["-k/--clusters"]),
     "unknown method": (lambda t, m, r: ["run", "demo", "-k", "5", "--method", "magic"], ["--method", "'magic'", "kmeans"]),
     "unknown task": (lambda t, m, r: ["run", "demo", "-k", "5", "--task", "mood"], ["--task", "'mood'", "emotion"]),
@@ -125,8 +126,11 @@ CASES = {
                                       ["config.json", "not valid JSON", "start a new run"]),
     "resume: config.json a list": (lambda t, m, r: ["run", "--resume", run_folder(t, config_json="[2]")],
                                    ["config.json", "array", "start a new run"]),
-    "resume: config.json wrong type": (lambda t, m, r: ["run", "--resume", run_folder(t, config_json='{"n_clusters": "two"}')],
+    "resume: config.json wrong type": (lambda t, m, r: ["run", "--resume", run_folder(t, config_json='{"n_clusters": 2, "rounds": "two"}')],
                                        ["config.json", "wrong type", "start a new run"]),
+    "resume: config.json K neither a number nor auto": (
+        lambda t, m, r: ["run", "--resume", run_folder(t, config_json='{"n_clusters": "two"}')],
+        ["config.json", "-k/--clusters", "'two'", "'auto'", "start a new run"]),
     "resume: config.json unknown setting": (lambda t, m, r: ["run", "--resume", run_folder(t, config_json='{"n_clusters": 2, "x": 1}')],
                                             ["config.json", "unknown setting", "start a new run"]),
     "resume: config.json nan": (lambda t, m, r: ["run", "--resume", run_folder(t, config_json='{"n_clusters": 2, "tau": NaN}')],

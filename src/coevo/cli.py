@@ -14,7 +14,8 @@ from typing import Optional
 
 import typer
 
-from .config import METHOD, CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task
+from .config import (METHOD, CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task,
+                     parse_n_clusters)
 from .errors import CoevoError
 from .export import ExportFormat, ExportTable
 
@@ -65,6 +66,11 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
 
     if corpus_line:
         typer.echo(corpus_line)
+    auto = model.summary_.get("auto_k")
+    if auto:
+        low, high = auto["range"]
+        typer.echo(f"K = {auto['k']}, chosen without labels: {auto['criterion']} over K = {low}..{high} on the base "
+                   "embedder's f(x) (the curve is in summary.json and report.html)")
     if max_clusters > 0:
         typer.echo(f"\n{len(model.clusters_)} clusters (largest first):\n")
         typer.echo(format_clusters(model.clusters_, limit=max_clusters))
@@ -76,6 +82,8 @@ def _report(model, corpus_line: str | None, max_clusters: int) -> None:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(CoEvoConfig)}
+CLUSTERS_HELP = ("Number of clusters K, or 'auto': chosen once without labels, the K of highest silhouette of "
+                 "KMeans on the base embedder's f(x) over K from 2 to min(200, texts/5).")
 DATA_HELP = "Texts to cluster: a .jsonl/.csv/.tsv/.txt file, a Hugging Face dataset name, or 'demo' for the bundled demo data."
 INPUT, OUTPUT = "Input", "Output"
 
@@ -90,7 +98,8 @@ def _setting(name: str, *flags: str):
 @app.command()
 def run(
     data: Optional[str] = typer.Argument(None, help=DATA_HELP, show_default=False),
-    clusters: Optional[int] = typer.Option(None, "-k", "--clusters", help="Number of clusters K.", rich_help_panel=METHOD),
+    clusters: Optional[str] = typer.Option(None, "-k", "--clusters", metavar="K|auto", help=CLUSTERS_HELP,
+                                           rich_help_panel=METHOD),
     task: Task = _setting("task"),
     instruction: Optional[str] = _setting("instruction"),
     method: Method = _setting("method"),
@@ -155,10 +164,11 @@ def run(
     if data is None:
         raise CoevoError("give the DATA to cluster (a file, a dataset name or 'demo'), or --resume RUN_DIR")
     if clusters is None:
-        raise CoevoError("option -k/--clusters is required: the number of clusters")
-    config = CoEvoConfig(n_clusters=clusters, **settings)
+        raise CoevoError("option -k/--clusters is required: the number of clusters, or 'auto'")
+    k = parse_n_clusters(clusters)
+    config = CoEvoConfig(n_clusters=k, **settings)
     corpus = _load(data, text_field, label_field, format, sample, seed)
-    check_n_clusters(corpus, clusters)
+    check_n_clusters(corpus, k)
     run_dir = out or _default_out(data, method, seed)
     if not quiet:
         typer.echo(f"{corpus.summary()}; run folder {run_dir}", err=True)
@@ -169,7 +179,7 @@ def run(
 @app.command()
 def baseline(
     data: str = typer.Argument(..., help=DATA_HELP, show_default=False),
-    clusters: int = typer.Option(..., "-k", "--clusters", help="Number of clusters K."),
+    clusters: str = typer.Option(..., "-k", "--clusters", metavar="K|auto", help=CLUSTERS_HELP),
     embedder: str = _setting("embedder"),
     seed: int = _setting("seed"),
     kmeans_init: int = _setting("kmeans_init"),
@@ -189,9 +199,10 @@ def baseline(
     _check_show(show)
     if quiet:
         _quiet_libraries()
+    k = parse_n_clusters(clusters)
     corpus = _load(data, text_field, label_field, format, sample, seed)
-    check_n_clusters(corpus, clusters)
-    config = CoEvoConfig(n_clusters=clusters, method="kmeans", embedder=embedder, kmeans_init=kmeans_init, seed=seed,
+    check_n_clusters(corpus, k)
+    config = CoEvoConfig(n_clusters=k, method="kmeans", embedder=embedder, kmeans_init=kmeans_init, seed=seed,
                          cache_dir=cache_dir)
     model = CoEvolution(config, run_dir=out or _default_out(data, "kmeans", seed), progress=not quiet).fit(corpus.texts, corpus.labels)
     _report(model, corpus.summary(), show)

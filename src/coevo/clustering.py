@@ -183,3 +183,83 @@ def choose_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, coun
         point["weight"] = w
     best = max(curve, key=lambda point: (round(point[AUTO_CRITERION], 6), -point["weight"]))
     return best["weight"], curve
+
+
+K_CRITERIA: tuple[str, ...] = ("silhouette", "calinski_harabasz", "davies_bouldin")
+"""The label-free scores of a K that :func:`n_clusters_curve` can compute (scikit-learn's)."""
+
+AUTO_K_CRITERION = "silhouette"
+AUTO_K_POINTS = 20  # K values of the sweep, spaced geometrically
+AUTO_K_MAX = 200
+AUTO_K_MIN_SIZE = 5  # the largest K of the sweep leaves this many texts a cluster on average
+AUTO_K_TEXTS = 3000  # the sweep runs on a seeded sample of at most this many texts
+AUTO_K_INIT = 3  # KMeans restarts per K of the sweep
+
+
+def n_clusters_grid(n: int) -> list[int]:
+    """The K values a sweep over ``n`` texts tries: about ``AUTO_K_POINTS`` values from 2 to
+    min(``AUTO_K_MAX``, n / ``AUTO_K_MIN_SIZE``), spaced geometrically, since a step from 2 to 4
+    clusters matters as much as one from 100 to 200."""
+    high = max(2, min(AUTO_K_MAX, n // AUTO_K_MIN_SIZE))
+    return sorted({int(k) for k in np.round(np.geomspace(2, high, AUTO_K_POINTS))})
+
+
+def n_clusters_curve(x: np.ndarray, *, seed: int, criteria: tuple[str, ...] = (AUTO_K_CRITERION,),
+                     n_init: int = AUTO_K_INIT) -> tuple[list[dict], int]:
+    """Label-free scores of KMeans with each K of :func:`n_clusters_grid`, and how many texts they were computed on.
+
+    Each K is one seeded KMeans (``n_init`` restarts) on the unit rows of ``x``, or on a seeded sample of
+    ``AUTO_K_TEXTS`` of them: silhouette costs the square of the texts. ``silhouette`` (cosine, higher
+    is better), ``calinski_harabasz`` (higher) and ``davies_bouldin`` (lower) are scikit-learn's.
+    """
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score
+
+    unknown = set(criteria) - set(K_CRITERIA)
+    if unknown:
+        raise ValueError(f"unknown criteria {sorted(unknown)}; known: {', '.join(K_CRITERIA)}")
+    x = normalize(x)
+    if len(x) > AUTO_K_TEXTS:
+        x = x[np.sort(np.random.default_rng(seed).choice(len(x), AUTO_K_TEXTS, replace=False))]
+    distinct = len(np.unique(x, axis=0))
+    scores = {"silhouette": lambda labels: silhouette_score(x, labels, metric="cosine"),
+              "calinski_harabasz": lambda labels: calinski_harabasz_score(x, labels),
+              "davies_bouldin": lambda labels: davies_bouldin_score(x, labels)}
+    curve = []
+    for k in n_clusters_grid(len(x)):
+        if k >= distinct:  # silhouette needs fewer clusters than points
+            break
+        labels = kmeans(x, k, seed=seed, n_init=n_init, backend="sklearn").labels
+        if len(np.unique(labels)) < 2:
+            continue
+        curve.append({"k": k, **{name: float(scores[name](labels)) for name in criteria}})
+    return curve, len(x)
+
+
+def choose_n_clusters(x: np.ndarray, *, seed: int) -> dict:
+    """K for texts whose base embeddings are the rows of ``x``, chosen without labels: the K of the sweep
+    (:func:`n_clusters_curve`) with the highest cosine silhouette, the smaller K on a tie.
+
+    Why silhouette: on the dev half of the benchmark, Calinski-Harabasz picked the smallest K of the
+    range and Davies-Bouldin the largest (docs/results/auto-k.md shows both per dataset); in an
+    exploration not kept here the gap statistic also took the largest K, and affinity propagation's
+    count grew with the number of texts rather than with the classes. Silhouette is the one whose
+    choice follows the data; it is still a rough estimate of K (it often settles on a coarser or a
+    finer level than the labels), which auto-k.md measures. Returns a dict for the run's record: ``k``, ``criterion``, ``curve`` ([K, score] pairs),
+    ``range`` (the smallest and largest K tried) and ``texts`` (how many the sweep read).
+    """
+    from .errors import CoevoError
+
+    if len(np.unique(normalize(x), axis=0)) < 2:
+        raise CoevoError("option -k/--clusters: fewer than 2 distinct texts; there is no K to choose")
+    return _choice_from_curve(*n_clusters_curve(x, seed=seed))
+
+
+def _choice_from_curve(curve: list[dict], texts: int) -> dict:
+    """The record of :func:`choose_n_clusters` from a sweep's curve (bench/auto_k.py reads other criteria off
+    the same sweep)."""
+    if not curve:  # two distinct texts (or three): two clusters is the only K KMeans and silhouette allow
+        return {"k": 2, "criterion": AUTO_K_CRITERION, "curve": [], "range": [2, 2], "texts": texts}
+    best = max(curve, key=lambda point: (round(point[AUTO_K_CRITERION], 6), -point["k"]))
+    return {"k": best["k"], "criterion": AUTO_K_CRITERION,
+            "curve": [[point["k"], point[AUTO_K_CRITERION]] for point in curve],
+            "range": [curve[0]["k"], curve[-1]["k"]], "texts": texts}

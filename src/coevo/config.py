@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -31,6 +32,9 @@ METHODS: tuple[str, ...] = get_args(Method)
 REPRESENTS: tuple[str, ...] = get_args(Represent)
 GENERATION_BACKENDS: tuple[str, ...] = get_args(GenerationBackend)
 CONTRASTIVE_LOSSES: tuple[str, ...] = get_args(ContrastiveLoss)
+
+AUTO_K = "auto"
+"""``n_clusters`` (-k) when the run chooses K itself."""
 
 DEFAULT_LLM = "qwen2.5-coder-0.5b-instruct"
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
@@ -56,7 +60,7 @@ class CoEvoConfig:
     bench config, with the default and help written here once.
     """
 
-    n_clusters: int
+    n_clusters: int | str  # K, or "auto": chosen once, without labels, on the base embedder's f(x)
     task: str = setting("intent", "What the LLM names.", METHOD)
     instruction: str | None = setting(None, "Your own instruction for the LLM, replacing the task's.", METHOD)
     method: str = setting("full", "The method or an ablation.", METHOD)
@@ -131,8 +135,9 @@ class CoEvoConfig:
         _choice("represent", self.represent, REPRESENTS)
         _choice("generation-backend", self.generation_backend, GENERATION_BACKENDS)
         _choice("contrastive-loss", self.contrastive_loss, CONTRASTIVE_LOSSES)
-        if self.n_clusters < 2:
-            raise CoevoError(f"option -k/--clusters: must be at least 2, got {self.n_clusters}")
+        check_n_clusters_option(self.n_clusters)
+        if self.n_clusters != AUTO_K:  # a numpy integer (len of a label set, say) is stored as the JSON int it is
+            object.__setattr__(self, "n_clusters", int(self.n_clusters))
         _positive("rounds", self.rounds)
         _positive("samples", self.samples)
         _positive("max-new-tokens", self.max_new_tokens)
@@ -155,6 +160,11 @@ class CoEvoConfig:
             raise CoevoError(f"option --top-p: must be in (0, 1], got {self.top_p}")
         if self.method in ("random-select", "no-dpo", "full") and self.samples < 2:
             raise CoevoError(f"option --samples: method {self.method} needs at least 2 samples per text to form pairs")
+
+    @property
+    def auto_k(self) -> bool:
+        """K is chosen by the run (``clustering.choose_n_clusters``) rather than given."""
+        return self.n_clusters == AUTO_K
 
     @property
     def uses_llm(self) -> bool:
@@ -186,6 +196,29 @@ class CoEvoConfig:
 
     def replace(self, **changes) -> "CoEvoConfig":
         return dataclasses.replace(self, **changes)
+
+
+def check_n_clusters_option(value) -> None:
+    """-k is a whole number of at least 2 or the word "auto"; anything else stops before any work."""
+    if value == AUTO_K:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise CoevoError(f"option -k/--clusters: must be a whole number of at least 2 or '{AUTO_K}', got {value!r}")
+    if value < 2:
+        raise CoevoError(f"option -k/--clusters: must be at least 2 (or '{AUTO_K}'), got {value}")
+
+
+def parse_n_clusters(text: str) -> int | str:
+    """The CLI's -k: "auto" (any case) or a whole number; checked by ``check_n_clusters_option``."""
+    word = text.strip().lower()
+    if word == AUTO_K:
+        return AUTO_K
+    try:
+        value = int(word)
+    except ValueError:
+        raise CoevoError(f"option -k/--clusters: must be a whole number of at least 2 or '{AUTO_K}', got {text!r}") from None
+    check_n_clusters_option(value)
+    return value
 
 
 def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:

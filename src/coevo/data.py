@@ -141,8 +141,13 @@ def stratified_sample(corpus: Corpus, n: int, seed: int) -> Corpus:
     return corpus.subset(sorted(chosen))
 
 
-def check_n_clusters(corpus: Corpus, k: int) -> None:
-    """Fail early: k-means cannot form more clusters than there are distinct texts."""
+def check_n_clusters(corpus: Corpus, k: int | str) -> None:
+    """Fail early: k-means cannot form more clusters than there are distinct texts (nor choose K among fewer than 2)."""
+    if k == "auto":
+        if corpus.n_distinct < 2:
+            raise CoevoError(f"option -k/--clusters: data '{corpus.source}' has fewer than 2 distinct texts; "
+                             "there is no K to choose")
+        return
     if k < 2:
         raise CoevoError(f"option -k/--clusters: must be at least 2, got {k}")
     if k > corpus.n_distinct:

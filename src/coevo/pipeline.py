@@ -23,6 +23,11 @@ full           yes      density    yes    yes          yes
 
 DPO runs in rounds 1..T-1 only: the adapter of round T would never write an
 interpretation that the clustering reads.
+
+With ``n_clusters="auto"`` one step comes before round 1: ``auto_k`` chooses K
+without labels on the base embedder's f(x) (``clustering.choose_n_clusters``) and
+records it in ``auto_k.json``; every later step reads that K from the state, so a
+resumed run keeps the K it started with.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ import numpy as np
 from . import models
 from .atomic import (DamagedFile, atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl,
                      os_error_of, read_json, read_jsonl, write_problem)
-from .clustering import choose_interp_weight, embed, kmeans, mean_by_owner, represent
+from .clustering import choose_interp_weight, choose_n_clusters, embed, kmeans, mean_by_owner, represent
 from .config import REPRESENTS, CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
 from .density import density_scores
@@ -63,6 +68,8 @@ from .report import describe_clusters
 from .selection import select_pairs
 
 STEPS = ("generate", "select", "dpo", "contrastive", "cluster")
+AUTO_K_STEP = "auto_k"
+"""The step before round 1 of a run with ``n_clusters="auto"``; its record is ``<run folder>/auto_k.json``."""
 
 
 def step_seed(seed: int, round_index: int, step: str) -> int:
@@ -85,6 +92,7 @@ class CoEvolution:
     Attributes (after ``fit``)
     --------------------------
     labels_ : ndarray of int, the cluster of each text.
+    n_clusters_ : int, the K the run clustered with (chosen by the run when ``n_clusters="auto"``).
     interpretations_ : list of list of str, the last round's interpretations.
     history_ : list of dict, per round: metrics (with gold labels), guard figures, timings.
     clusters_ : list of dict, per cluster (largest first): size, name (written by the LLM, or its keywords for a
@@ -116,7 +124,9 @@ class CoEvolution:
             raise CoevoError("need at least 2 texts to cluster")
         if labels is not None and len(labels) != len(texts):
             raise CoevoError(f"got {len(texts)} texts but {len(labels)} labels")
-        if self.config.n_clusters > len(set(texts)):
+        if self.config.auto_k and len(set(texts)) < 2:
+            raise CoevoError("option -k/--clusters: fewer than 2 distinct texts; there is no K to choose")
+        if not self.config.auto_k and self.config.n_clusters > len(set(texts)):
             raise CoevoError(
                 f"option -k/--clusters: {self.config.n_clusters} clusters but only {len(set(texts))} distinct texts"
             )
@@ -171,6 +181,7 @@ class CoEvolution:
             raise CoevoError(f"{_damage_line(error)}; rebuild it with: coevo run --resume {run_dir}") from None
         self.labels_ = np.array([a["cluster"] for a in assignments])
         self.interpretations_ = [a.get("interpretations", []) for a in assignments]
+        self.n_clusters_ = self._n_clusters()
         self.clusters_ = self.summary_["clusters"]
         self.history_ = self.summary_["rounds"]
         return self
@@ -221,7 +232,7 @@ class CoEvolution:
         z, _, _ = self._representation(last, represent)
         results = []
         for seed in seeds:
-            labels = kmeans(z, cfg.n_clusters, seed=step_seed(seed, last, "cluster"), n_init=cfg.kmeans_init).labels
+            labels = kmeans(z, self._n_clusters(), seed=step_seed(seed, last, "cluster"), n_init=cfg.kmeans_init).labels
             out = {"seed": seed, "labels": labels.tolist()}
             if self.gold_ is not None:
                 out["metrics"] = evaluate(self.gold_, labels)
@@ -244,16 +255,16 @@ class CoEvolution:
         cfg = self.config
         last = cfg.effective_rounds if stop_after_round is None else min(stop_after_round, cfg.effective_rounds)
         started = time.perf_counter()
-        for r in range(1, last + 1):
-            for step in STEPS:
-                if self._done(r, step) or not self._applies(r, step):
-                    continue
+        for r, step in self._steps(last):
+            if self._done(r, step):
+                continue
+            if r:
                 self._round(r).mkdir(exist_ok=True)
-                t0 = time.perf_counter()
-                reset_peak_rss()
-                getattr(self, f"_{step}")(r)
-                _pause_for_tests(f"round{r}/{step}")
-                self._mark_done(r, step, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            reset_peak_rss()
+            getattr(self, f"_{step}")(r)
+            _pause_for_tests(_step_key(r, step))
+            self._mark_done(r, step, time.perf_counter() - t0)
         if last == cfg.effective_rounds:
             self._finish(time.perf_counter() - started)
         return self
@@ -274,8 +285,26 @@ class CoEvolution:
         self.gold_ = [r["label"] for r in rows] if labelled else None
         self.prompt_ = system_prompt(self.config.task, self.config.instruction)
 
+    def _steps(self, last: int | None = None) -> list[tuple[int, str]]:
+        """The (round, step) pairs the run makes, in order, up to round ``last``; K's choice is round 0."""
+        last = self.config.effective_rounds if last is None else last
+        first = [(0, AUTO_K_STEP)] if self.config.auto_k else []
+        return first + [(r, step) for r in range(1, last + 1) for step in STEPS if self._applies(r, step)]
+
+    def _n_clusters(self) -> int:
+        """K: the configured one, or the one the auto_k step chose, as the state recorded it."""
+        if not self.config.auto_k:
+            return self.config.n_clusters
+        k = self._state().get("n_clusters")
+        if not isinstance(k, int):
+            raise CoevoError(f"{self.run_dir_ / 'state.json'}: no K chosen yet; continue the run with "
+                             f"coevo run --resume {self.run_dir_}")
+        return k
+
     def _applies(self, r: int, step: str) -> bool:
         cfg = self.config
+        if step == AUTO_K_STEP:
+            return cfg.auto_k
         if step == "generate":
             return cfg.uses_llm
         if step == "select":
@@ -352,6 +381,16 @@ class CoEvolution:
             del interpreter
             gc.collect()
 
+    def _auto_k(self, r: int) -> None:
+        """Choose K once, before anything is trained, on the base embedder's f(x): no step's output can
+        sway it, and every round clusters into the same K."""
+        cfg = self.config
+        text_vec = embed(self._embedder(0), self.texts_, progress=self.progress, desc="embed texts")
+        choice = choose_n_clusters(text_vec, seed=cfg.seed)
+        atomic_write_json(self.run_dir_ / f"{AUTO_K_STEP}.json", choice)
+        low, high = choice["range"]
+        self._log(f"K = {choice['k']}, chosen without labels ({choice['criterion']} over K = {low}..{high})")
+
     def _select(self, r: int) -> None:
         cfg = self.config
         seed = step_seed(cfg.seed, r, "select")
@@ -361,11 +400,12 @@ class CoEvolution:
         text_vec, interp_vec, owner = self._embed_all(embedder, interpretations)
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts_))
         z = represent(text_vec, interp_mean, counts)
-        clusters = kmeans(z, cfg.n_clusters, seed=seed, n_init=cfg.kmeans_init)
+        k = self._n_clusters()
+        clusters = kmeans(z, k, seed=seed, n_init=cfg.kmeans_init)
         if cfg.method in ("contrastive-only", "random-select"):
             scores = rng.random(len(interp_vec)).astype(np.float32)
         else:
-            scores = density_scores(cfg, interp_vec, owner, clusters.labels, cfg.n_clusters)
+            scores = density_scores(cfg, interp_vec, owner, clusters.labels, k)
         per_text = _split(scores.tolist(), interpretations)
         random_choice = cfg.method in ("contrastive-only", "random-select")
         common = dict(prompt=self.prompt_, max_copy_rate=cfg.max_copy_rate, random_choice=random_choice)
@@ -381,7 +421,7 @@ class CoEvolution:
         info = {"n_positives": len(positives), "n_pairs": len(pairs),
                 "mean_margin": float(np.mean([p.margin for p in pairs])) if pairs else None}
         if self.gold_ is not None:
-            only = kmeans(interp_mean[counts > 0], cfg.n_clusters, seed=seed, n_init=cfg.kmeans_init)
+            only = kmeans(interp_mean[counts > 0], k, seed=seed, n_init=cfg.kmeans_init)
             info["interp_only"] = evaluate([g for g, c in zip(self.gold_, counts) if c > 0], only.labels)
             info["selection_clusters"] = evaluate(self.gold_, clusters.labels)
         atomic_write_json(self._round(r) / "select.json", info)
@@ -444,7 +484,7 @@ class CoEvolution:
     def _cluster(self, r: int) -> None:
         cfg = self.config
         z, (interpretations, interp_vec, owner), weight = self._representation(r)
-        result = kmeans(z, cfg.n_clusters, seed=step_seed(cfg.seed, r, "cluster"), n_init=cfg.kmeans_init)
+        result = kmeans(z, self._n_clusters(), seed=step_seed(cfg.seed, r, "cluster"), n_init=cfg.kmeans_init)
         save_centers(self._round(r), z, result.labels, result.centers)
         clusters = describe_clusters(self.texts_, result.labels, z, interpretations, interp_vec, owner)
         atomic_write_jsonl(self._round(r) / "assignments.jsonl", [
@@ -468,6 +508,7 @@ class CoEvolution:
         assignments = read_jsonl(last / "assignments.jsonl")
         self.labels_ = np.array([a["cluster"] for a in assignments])
         self.interpretations_ = [a.get("interpretations", []) for a in assignments]
+        self.n_clusters_ = self._n_clusters()
         self._predictor_ = None  # a later predict loads this run's final models
         named = {entry["cluster"]: entry for entry in self._names(cluster["clusters"])["clusters"]}
         self.clusters_ = [{**entry, "name": named[entry["cluster"]]["name"], "keywords": named[entry["cluster"]]["keywords"]}
@@ -478,6 +519,8 @@ class CoEvolution:
         summary = {
             "config": cfg.to_dict(),
             "n_texts": len(self.texts_),
+            "n_clusters": self.n_clusters_,
+            **({"auto_k": read_json(self.run_dir_ / f"{AUTO_K_STEP}.json", dict)} if cfg.auto_k else {}),
             "metrics": cluster.get("metrics"),
             "rounds": self.history_,
             "clusters": self.clusters_,
@@ -560,16 +603,21 @@ class CoEvolution:
         atomic_write_json(self.run_dir_ / "state.json", state)
 
     def _done(self, r: int, step: str) -> bool:
-        return f"round{r}/{step}" in self._state()["done"]
+        return _step_key(r, step) in self._state()["done"]
+
+    def _step_record(self, r: int, step: str) -> Path:
+        """Where a step writes its record (``<step>.json``): the round's folder, the run folder for K's choice."""
+        return (self.run_dir_ if r == 0 else self._round(r)) / f"{step}.json"
 
     def _mark_done(self, r: int, step: str, seconds: float) -> None:
         state = self._state()
-        _advance(state, r, step, read_json(self._round(r) / f"{step}.json", dict), self._round(r))
-        state.setdefault("seconds", {})[f"round{r}/{step}"] = seconds
+        _advance(state, r, step, read_json(self._step_record(r, step), dict), self._round(r))
+        key = _step_key(r, step)
+        state.setdefault("seconds", {})[key] = seconds
         peak = peak_rss_mb()  # since the step began (reset_peak_rss), where the system allows it
-        state.setdefault("peak_rss_mb_by_step", {})[f"round{r}/{step}"] = peak
+        state.setdefault("peak_rss_mb_by_step", {})[key] = peak
         state["peak_rss_mb"] = max(peak, state.get("peak_rss_mb", 0.0))
-        state.setdefault("code_by_step", {})[f"round{r}/{step}"] = code_version()
+        state.setdefault("code_by_step", {})[key] = code_version()
         self._save_state(state)
 
     # ------------------------------------------------------------------ damaged run folders
@@ -595,7 +643,7 @@ class CoEvolution:
             self._save_state(state)
             return
         for i, step in enumerate(state["done"]):
-            r, name = int(step[5 : step.index("/")]), step.split("/")[1]
+            r, name = (0, step) if step == AUTO_K_STEP else (int(step[5 : step.index("/")]), step.split("/")[1])
             damage = self._damage(r, name)
             if damage is None:
                 continue
@@ -612,20 +660,21 @@ class CoEvolution:
     def _rebuild_state(self) -> dict:
         """state.json as the run left it, replayed from the records of the finished steps, in order."""
         state: dict = {"done": [], "adapter": None, "backoff": 0}
-        for r in range(1, self.config.effective_rounds + 1):
-            for step in STEPS:
-                if not self._applies(r, step):
-                    continue
-                if self._damage(r, step) is not None:
-                    return state
-                _advance(state, r, step, read_json(self._round(r) / f"{step}.json", dict), self._round(r))
+        for r, step in self._steps():
+            if self._damage(r, step) is not None:
+                return state
+            _advance(state, r, step, read_json(self._step_record(r, step), dict), self._round(r))
         return state
 
     def _damage(self, r: int, step: str) -> str | None:
         """What is wrong with the outputs of a step (missing, cut short, foreign); None when they read back whole."""
         folder, n = self._round(r), len(self.texts_)
         try:
-            if step == "generate":
+            if step == AUTO_K_STEP:
+                record = _record(self._step_record(r, step), ("k", "criterion", "curve", "range"))
+                if not isinstance(record["k"], int) or not 2 <= record["k"] <= len(set(self.texts_)):
+                    raise DamagedFile(self._step_record(r, step), f"its K {record['k']!r} is not one this run can use")
+            elif step == "generate":
                 _rows(folder / "interpretations.jsonl", ("interpretations",), n)
                 _record(folder / "generate.json", ("guards",))
             elif step == "select":
@@ -685,7 +734,7 @@ class CoEvolution:
             if recorded is not None:
                 w = recorded
             else:
-                w, curve = choose_interp_weight(text_vec, interp_mean, counts, cfg.n_clusters,
+                w, curve = choose_interp_weight(text_vec, interp_mean, counts, self._n_clusters(),
                                                 seed=step_seed(cfg.seed, r, "cluster"))
                 weight = {"interp_weight": w, "interp_weight_curve": curve}
                 self._log(f"round {r}: interpretation weight {w:g} (label-free choice)")
@@ -709,7 +758,12 @@ class CoEvolution:
         return text_vec, interp_vec, owner
 
 
-_STEP = re.compile(rf"round[1-9][0-9]*/({'|'.join(STEPS)})")
+_STEP = re.compile(rf"{AUTO_K_STEP}|round[1-9][0-9]*/({'|'.join(STEPS)})")
+
+
+def _step_key(r: int, step: str) -> str:
+    """A step's name in state.json: ``round<r>/<step>``, or ``auto_k`` for K's choice before round 1."""
+    return step if r == 0 else f"round{r}/{step}"
 
 
 def _advance(state: dict, r: int, step: str, record: dict, folder: Path) -> None:
@@ -726,7 +780,9 @@ def _advance(state: dict, r: int, step: str, record: dict, folder: Path) -> None
     if step == "dpo" and record["pairs"]:
         state["adapter"] = str(folder / "adapter")
         state.setdefault("adapter_history", []).append(state["adapter"])
-    state["done"].append(f"round{r}/{step}")
+    if step == AUTO_K_STEP:
+        state["n_clusters"] = record["k"]
+    state["done"].append(_step_key(r, step))
 
 
 def _names_cover(named, clusters: list[dict]) -> bool:
@@ -745,6 +801,8 @@ def _state_problem(state: dict) -> str | None:
         return "its adapter or backoff entry is foreign"
     if not isinstance(state.get("seconds", {}), dict) or not isinstance(state.get("adapter_history", []), list):
         return "its timings or adapter history are foreign"
+    if AUTO_K_STEP in done and not isinstance(state.get("n_clusters"), int):
+        return "it records K's choice but not the K chosen"
     return None
 
 

@@ -2,7 +2,7 @@
 
 People look at clusters before they read them: a map of the texts coloured by
 cluster (hover for the text, its cluster's name and its interpretations), the
-cluster sizes with their names, per-round quality (ACC/NMI/ARI and
+cluster sizes with their names, the curve K was chosen by (``-k auto``), per-round quality (ACC/NMI/ARI and
 interpretation-only ACC when there are gold labels) and the guard figures, and
 each cluster's name, keywords and central texts. The charts are plotly's, with
 plotly.js written into the page, so the file needs no network; the cluster table
@@ -51,6 +51,8 @@ def build_report(model: CoEvolution) -> Path:
     names = cluster_names(model)
     keywords = cluster_keywords(model)
     figures = {"map": _map(model, names), "sizes": _sizes(model, names)}
+    if model.summary_.get("auto_k"):
+        figures["auto_k"] = _auto_k(model.summary_["auto_k"])
     rounds = model.history_
     if any(row.get("metrics") for row in rounds):
         figures["metrics"] = _per_round(rounds, "Quality per round (against the gold labels)", {
@@ -129,6 +131,25 @@ def _sizes(model: CoEvolution, names: dict[int, str]) -> go.Figure:
     return figure
 
 
+def _auto_k(choice: dict) -> go.Figure:
+    """The label-free score of each K the run tried, with the K it chose marked (``-k auto``)."""
+    import plotly.graph_objects as go
+
+    ks = [k for k, _ in choice["curve"]]
+    scores = [score for _, score in choice["curve"]]
+    chosen = dict(choice["curve"]).get(choice["k"])
+    figure = go.Figure(go.Scatter(x=ks, y=scores, mode="lines+markers", name=choice["criterion"]))
+    if chosen is not None:
+        figure.add_trace(go.Scatter(x=[choice["k"]], y=[chosen], mode="markers", name=f"chosen K = {choice['k']}",
+                                    marker={"size": 16, "symbol": "star", "color": "crimson"}))
+    figure.add_vline(x=choice["k"], line_dash="dot", line_color="crimson")
+    figure.update_layout(title=(f"K chosen without labels: {choice['k']}, the highest {choice['criterion']} of "
+                                f"KMeans on the base embedder's f(x) ({choice['texts']} texts)"),
+                         xaxis={"title": "K (log scale)", "type": "log"}, yaxis={"title": choice["criterion"]},
+                         height=380, template="plotly_white")
+    return figure
+
+
 def _per_round(rounds: list[dict], title: str, series: dict, unit: str) -> go.Figure:
     import plotly.graph_objects as go
 
@@ -161,7 +182,8 @@ def _cluster_table(model: CoEvolution, names: dict[int, str], keywords: dict[int
 
 def _page(model: CoEvolution, charts: list[str], table: str) -> str:
     cfg, summary = model.config, model.summary_
-    facts = [f"{summary['n_texts']} texts", f"{len(model.clusters_)} clusters", f"method {cfg.method}",
+    clusters = f"{len(model.clusters_)} clusters" + (" (K chosen without labels)" if summary.get("auto_k") else "")
+    facts = [f"{summary['n_texts']} texts", clusters, f"method {cfg.method}",
              f"task {cfg.task}", f"embedder {cfg.embedder}"]
     if cfg.uses_llm:
         facts.append(f"LLM {cfg.llm}")
