@@ -59,3 +59,32 @@ def test_a_registered_density_scorer_runs_a_round(toy_density, demo_corpus, tmp_
     assert read_json(tmp_path / "run" / "config.json")["density"] == "toy"
     scores = [s for row in read_jsonl(tmp_path / "run" / "round1" / "scores.jsonl") for s in row["scores"]]
     assert scores == [-float(i) for i in range(len(scores))]  # the toy's scores, in the run's records
+
+
+class RoundRobin:
+    """A toy clusterer: text i goes to cluster i mod K, whatever it says."""
+
+    def fit(self, x, n_clusters, *, seed):
+        from coevo.clustering import KMeansResult, normalize
+
+        labels = np.arange(len(x)) % n_clusters
+        centers = np.stack([x[labels == c].mean(axis=0) for c in range(n_clusters)])
+        return KMeansResult(labels=labels, centroids=normalize(centers), inertia=0.0, backend="round-robin",
+                            centers=centers.astype(np.float32))
+
+
+def test_a_registered_clusterer_makes_the_clusters_and_predict_uses_its_centres(demo_corpus, tmp_path):
+    from coevo.registry import CLUSTERERS
+
+    CLUSTERERS.register("round-robin", lambda config: RoundRobin())
+    try:
+        texts = demo_corpus.texts[:20]
+        config = CoEvoConfig(n_clusters=4, method="kmeans", clusterer="round-robin")
+        model = CoEvolution(config, run_dir=tmp_path / "run", progress=False).fit(texts)
+        assert model.labels_.tolist() == [i % 4 for i in range(20)]
+        assert read_json(tmp_path / "run" / "round1" / "cluster.json")["kmeans_backend"] == "round-robin"
+        assert len(CoEvolution.load(tmp_path / "run").predict(texts[:3])) == 3
+    finally:
+        CLUSTERERS._factories.pop("round-robin", None)
+    with pytest.raises(CoevoError, match="option --clusterer: 'round-robin' is not one of kmeans"):
+        CoEvoConfig(n_clusters=4, clusterer="round-robin")

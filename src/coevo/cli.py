@@ -135,6 +135,7 @@ def run(
     represent: Represent = _setting("represent"),
     interp_weight: float = _setting("interp_weight"),
     kmeans_init: int = _setting("kmeans_init"),
+    clusterer: str = _setting("clusterer"),
     seed: int = _setting("seed"),
     sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept).",
                                          rich_help_panel=INPUT),

@@ -12,10 +12,16 @@ small (CLINC(I): 150 clusters of 30 texts), clearly lower ACC
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .errors import CoevoError
 from .prompts import CHARS_PER_TOKEN
+from .registry import CLUSTERERS
+
+if TYPE_CHECKING:
+    from .config import CoEvoConfig
 
 FAISS_ABOVE = 50_000
 
@@ -108,6 +114,31 @@ def kmeans(x: np.ndarray, n_clusters: int, *, seed: int, n_init: int, backend: s
         labels, centroids, inertia = km.labels_.astype(np.int64), km.cluster_centers_, float(km.inertia_)
     return KMeansResult(labels=labels, centroids=normalize(centroids), inertia=inertia, backend=backend,
                         centers=np.asarray(centroids, dtype=np.float32))
+
+
+@dataclass(frozen=True)
+class KMeansClusterer:
+    """The built-in clusterer (``clusterer="kmeans"``): :func:`kmeans` with the run's restarts."""
+
+    n_init: int = 50
+    backend: str = "auto"
+
+    def fit(self, x: np.ndarray, n_clusters: int, *, seed: int) -> KMeansResult:
+        return kmeans(x, n_clusters, seed=seed, n_init=self.n_init, backend=self.backend)
+
+
+CLUSTERERS.register("kmeans", lambda config: KMeansClusterer(config.kmeans_init))
+
+
+def cluster(config: "CoEvoConfig", x: np.ndarray, n_clusters: int, *, seed: int) -> KMeansResult:
+    """Every clustering a run makes (the selection's, each round's, recluster's), with the run's clusterer
+    (``config.clusterer``, looked up in ``CLUSTERERS``); a result that does not label every row is stopped here."""
+    result = CLUSTERERS.create(config.clusterer, config).fit(x, n_clusters, seed=seed)
+    labels = np.asarray(result.labels)
+    if labels.shape != (len(x),) or (len(x) and (labels.min() < 0 or labels.max() >= len(result.centroids))):
+        raise CoevoError(f"clusterer {config.clusterer!r}: expected one label per row in 0..{len(result.centroids) - 1}, "
+                         f"got shape {labels.shape}")
+    return result
 
 
 CRITERIA: tuple[str, ...] = ("stability", "silhouette", "consensus")

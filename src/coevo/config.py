@@ -120,6 +120,8 @@ class CoEvoConfig:
     # docs/results/baseline.md
     kmeans_init: int = setting(50, "KMeans restarts per clustering; the one with the lowest objective is kept.",
                                CLUSTERING)
+    clusterer: str = setting("kmeans", "What makes every clustering of the run: a registered clusterer "
+                             "(coevo.registry.CLUSTERERS; kmeans reads --kmeans-init).", CLUSTERING)
     seed: int = setting(0, "Seed of every random choice.", RUN)
 
     def __post_init__(self) -> None:
@@ -132,6 +134,9 @@ class CoEvoConfig:
         from .density import DENSITY_SCORERS  # the built-in scorers and any the user registered
 
         DENSITY_SCORERS.check(self.density)
+        from .clustering import CLUSTERERS
+
+        CLUSTERERS.check(self.clusterer)
         _choice("represent", self.represent, REPRESENTS)
         _choice("generation-backend", self.generation_backend, GENERATION_BACKENDS)
         _choice("contrastive-loss", self.contrastive_loss, CONTRASTIVE_LOSSES)

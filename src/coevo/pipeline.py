@@ -51,7 +51,7 @@ import numpy as np
 from . import models
 from .atomic import (DamagedFile, atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl,
                      os_error_of, read_json, read_jsonl, write_problem)
-from .clustering import choose_interp_weight, choose_n_clusters, embed, kmeans, mean_by_owner, represent
+from .clustering import choose_interp_weight, choose_n_clusters, cluster, embed, mean_by_owner, represent
 from .config import REPRESENTS, CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
 from .density import density_scores
@@ -232,7 +232,7 @@ class CoEvolution:
         z, _, _ = self._representation(last, represent)
         results = []
         for seed in seeds:
-            labels = kmeans(z, self._n_clusters(), seed=step_seed(seed, last, "cluster"), n_init=cfg.kmeans_init).labels
+            labels = cluster(cfg, z, self._n_clusters(), seed=step_seed(seed, last, "cluster")).labels
             out = {"seed": seed, "labels": labels.tolist()}
             if self.gold_ is not None:
                 out["metrics"] = evaluate(self.gold_, labels)
@@ -401,7 +401,7 @@ class CoEvolution:
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts_))
         z = represent(text_vec, interp_mean, counts)
         k = self._n_clusters()
-        clusters = kmeans(z, k, seed=seed, n_init=cfg.kmeans_init)
+        clusters = cluster(cfg, z, k, seed=seed)
         if cfg.method in ("contrastive-only", "random-select"):
             scores = rng.random(len(interp_vec)).astype(np.float32)
         else:
@@ -421,7 +421,7 @@ class CoEvolution:
         info = {"n_positives": len(positives), "n_pairs": len(pairs),
                 "mean_margin": float(np.mean([p.margin for p in pairs])) if pairs else None}
         if self.gold_ is not None:
-            only = kmeans(interp_mean[counts > 0], k, seed=seed, n_init=cfg.kmeans_init)
+            only = cluster(cfg, interp_mean[counts > 0], k, seed=seed)
             info["interp_only"] = evaluate([g for g, c in zip(self.gold_, counts) if c > 0], only.labels)
             info["selection_clusters"] = evaluate(self.gold_, clusters.labels)
         atomic_write_json(self._round(r) / "select.json", info)
@@ -484,7 +484,7 @@ class CoEvolution:
     def _cluster(self, r: int) -> None:
         cfg = self.config
         z, (interpretations, interp_vec, owner), weight = self._representation(r)
-        result = kmeans(z, self._n_clusters(), seed=step_seed(cfg.seed, r, "cluster"), n_init=cfg.kmeans_init)
+        result = cluster(cfg, z, self._n_clusters(), seed=step_seed(cfg.seed, r, "cluster"))
         save_centers(self._round(r), z, result.labels, result.centers)
         clusters = describe_clusters(self.texts_, result.labels, z, interpretations, interp_vec, owner)
         atomic_write_jsonl(self._round(r) / "assignments.jsonl", [
@@ -504,15 +504,15 @@ class CoEvolution:
     def _finish(self, seconds: float) -> None:
         cfg = self.config
         last = self._round(cfg.effective_rounds)
-        cluster = read_json(last / "cluster.json")
+        final = read_json(last / "cluster.json")
         assignments = read_jsonl(last / "assignments.jsonl")
         self.labels_ = np.array([a["cluster"] for a in assignments])
         self.interpretations_ = [a.get("interpretations", []) for a in assignments]
         self.n_clusters_ = self._n_clusters()
         self._predictor_ = None  # a later predict loads this run's final models
-        named = {entry["cluster"]: entry for entry in self._names(cluster["clusters"])["clusters"]}
+        named = {entry["cluster"]: entry for entry in self._names(final["clusters"])["clusters"]}
         self.clusters_ = [{**entry, "name": named[entry["cluster"]]["name"], "keywords": named[entry["cluster"]]["keywords"]}
-                          for entry in cluster["clusters"]]
+                          for entry in final["clusters"]]
         self.history_ = [self._round_summary(r) for r in range(1, cfg.effective_rounds + 1)]
         atomic_write_bytes(self.run_dir_ / "assignments.jsonl", (last / "assignments.jsonl").read_bytes())
         state = self._state()
@@ -521,7 +521,7 @@ class CoEvolution:
             "n_texts": len(self.texts_),
             "n_clusters": self.n_clusters_,
             **({"auto_k": read_json(self.run_dir_ / f"{AUTO_K_STEP}.json", dict)} if cfg.auto_k else {}),
-            "metrics": cluster.get("metrics"),
+            "metrics": final.get("metrics"),
             "rounds": self.history_,
             "clusters": self.clusters_,
             "seconds_this_invocation": seconds,
