@@ -118,6 +118,29 @@ def find_runs(runs_root: Path, method: str) -> tuple[dict[str, Path], dict[str, 
     return chosen, status
 
 
+def recorded_without_folder(runs_root: Path, method: str) -> dict[str, str]:
+    """Datasets whose ``method`` cell the bench recorded, with the tier's current settings, though its
+    run folder is not under ``runs_root`` (``<tree>/bench/out/<tier>``): what to say instead of "not run yet".
+
+    A record of an earlier version of the tier (other settings, ``coevo.benchmark``'s
+    stale cells) does not count: that cell is still to run.
+    """
+    from coevo.benchmark import ReportMeta, _stale, load_bench_config, read_records
+
+    runs_root = runs_root.resolve()
+    if len(runs_root.parents) < 3 or runs_root.parents[0].name != "out" or runs_root.parents[1].name != "bench":
+        return {}
+    tree, tier = runs_root.parents[2], runs_root.name
+    try:
+        meta = ReportMeta.of(load_bench_config(tree / "bench" / "configs" / f"{tier}.toml"))
+        records = read_records(tree / "docs" / "results" / f"{tier}.json")
+    except (OSError, ValueError, CoevoError):
+        return {}
+    return {r.dataset: f"no run folder (the bench recorded this cell, commit {r.commit}, {r.date[:10]}, but its "
+                       "folder is not under the runs root)"
+            for r in records if r.method == method and r.source == "run" and r.status == "ok" and not _stale(r, meta)}
+
+
 def bench_record(run_dir: Path, finished: float) -> dict:
     """The bench's record of the cell that made ``run_dir`` (its commit and date), when there is one.
 
@@ -160,6 +183,7 @@ def read_run(run_dir: Path) -> dict:
     if model.gold_ is None:
         raise CoevoError(f"{run_dir}: its data.jsonl has no gold labels, and name quality is measured against them")
     names = {int(entry["cluster"]): entry["name"] for entry in model.clusters_ if entry.get("name")}
+    keywords = {int(entry["cluster"]): list(entry.get("keywords") or []) for entry in model.clusters_}
     if len(names) != len(model.clusters_):
         raise CoevoError(f"{run_dir}: its summary.json has no cluster names (a run finished before names were "
                          f"written); `coevo run --resume {run_dir}` does not rename a finished run, so run it again")
@@ -173,7 +197,7 @@ def read_run(run_dir: Path) -> dict:
         named_by = {"llm": record.get("llm"), "adapter": record.get("adapter")}
     config = model.summary_.get("config", {})
     return {
-        "run_dir": run_dir, "names": names, "sources": sources, "clusters": model.labels_.tolist(), "gold": model.gold_,
+        "run_dir": run_dir, "names": names, "keywords": keywords, "sources": sources, "clusters": model.labels_.tolist(), "gold": model.gold_,
         "config": {key: config.get(key) for key in ("method", "llm", "embedder", "seed", "rounds", "samples",
                                                     "n_clusters", "task", "interp_weight", "kmeans_init")},
         "named_by": named_by, "n_texts": len(model.texts_), "rounds_run": len(model.summary_["rounds"]),
@@ -192,21 +216,32 @@ def dataset_of(run_dir: Path) -> str:
 
 
 def score_run(run: dict, dataset: str, similarity, *, threshold: float, seed: int) -> dict:
-    """One dataset's rows, rates and ``EXAMPLES`` random clusters (seeded; shown by similarity, highest first)."""
+    """One dataset's rows, rates and ``EXAMPLES`` random clusters (seeded; shown by similarity, highest first).
+
+    ``keyword_names`` scores the same clusters named by their three strongest
+    keywords (what a run without an LLM is named by): the reference the LLM's
+    names have to beat, on clusters of the same purity.
+    """
+    from coevo.naming import keyword_name
+
     rows = score_names(run["names"], run["clusters"], run["gold"], similarity, threshold=threshold)
     for row in rows:
         row["source"] = run["sources"].get(row["cluster"])
     examples = random.Random(seed).sample(rows, min(EXAMPLES, len(rows)))
     examples.sort(key=lambda r: (-r["similarity"], r["cluster"]))
     scored = dataset not in EXCLUDED
-    sources = {}
+    sources: dict[str, int] = {}
     for row in rows:
         sources[row["source"] or "unknown"] = sources.get(row["source"] or "unknown", 0) + 1
-    return {
-        "dataset": dataset, "scored": scored, "excluded": EXCLUDED.get(dataset),
-        "summary": summarise(rows, THRESHOLDS) if scored else {"clusters": len(rows)},
-        "sources": sources, "examples": [r["cluster"] for r in examples], "rows": rows,
-    }
+    result = {"dataset": dataset, "scored": scored, "excluded": EXCLUDED.get(dataset),
+              "summary": {"clusters": len(rows)}, "sources": sources, "examples": [r["cluster"] for r in examples],
+              "rows": rows}
+    if scored:
+        by_keywords = {c: keyword_name(words) or f"cluster {c}" for c, words in run["keywords"].items()}
+        result["summary"] = summarise(rows, THRESHOLDS)
+        result["keyword_names"] = summarise(score_names(by_keywords, run["clusters"], run["gold"], similarity,
+                                                        threshold=threshold), THRESHOLDS)
+    return result
 
 
 def calibration(similarity) -> list[dict]:
@@ -275,29 +310,32 @@ def render(report: dict) -> str:
     heads = " | ".join(f"match@{x:g}" for x in s["thresholds"])
     lines += ["", "## Per dataset", "",
               "Rates are shares of the run's clusters. `named by` counts names the LLM wrote / fell back to a central "
-              "interpretation / to keywords.", "",
+              "interpretation / to keywords. The last column scores the same clusters named by their three strongest "
+              "keywords instead (how a run without an LLM is named): the reference for the names, on clusters "
+              "of the same purity.", "",
               f"| dataset | clusters | exact | {heads} | mean similarity | nearest = majority | wrong labels >= {t:g} "
-              "| labels named | mean share | named by (llm/interp/kw) |",
-              "|---|---:|---:|" + "---:|" * len(s["thresholds"]) + "---:|---:|---:|---:|---:|---|"]
+              f"| labels named | mean share | named by (llm/interp/kw) | keyword names: match@{t:g} / nearest |",
+              "|---|---:|---:|" + "---:|" * len(s["thresholds"]) + "---:|---:|---:|---:|---:|---|---:|"]
     results = {r["dataset"]: r for r in report["datasets"]}
     empty = " | ".join("" for _ in s["thresholds"])
     for dataset in [*DATASETS, *sorted(set(results) - set(DATASETS))]:
         if dataset not in results:
             why = report["missing"].get(dataset, "not run yet")
-            lines.append(f"| {dataset} | {why} | | {empty} | | | | | | |")
+            lines.append(f"| {dataset} | {why} | | {empty} | | | | | | | |")
             continue
         r = results[dataset]
         src = r["sources"]
         named = f"{src.get('llm', 0)}/{src.get('interpretation', 0)}/{src.get('keywords', 0)}"
         if not r["scored"]:
             lines.append(f"| {dataset} | {r['summary']['clusters']}, excluded (labels are codes) | | {empty} | | | | | | "
-                         f"{named} |")
+                         f"{named} | |")
             continue
         m = r["summary"]
         at = " | ".join(_pct(m["match_at"][f"{x:g}"]) for x in s["thresholds"])
         lines.append(f"| {dataset} | {m['clusters']} | {_pct(m['exact'])} | {at} | {m['mean_similarity']:.2f} | "
                      f"{_pct(m['nearest_is_majority'])} | {_pct(m['near_others'])} | "
-                     f"{m['labels_named']} of {m['majority_labels']} | {_pct(m['mean_share'])} | {named} |")
+                     f"{m['labels_named']} of {m['majority_labels']} | {_pct(m['mean_share'])} | {named} | "
+                     f"{_pct(r['keyword_names']['match'])} / {_pct(r['keyword_names']['nearest_is_majority'])} |")
     scored = [results[d] for d in results if results[d]["scored"]]
     covered = [d for d in DATASETS if d in results]
     lines += ["", f"Coverage: {len(covered)} of the {len(DATASETS)} ClusterLLM datasets have a finished run here"
@@ -309,7 +347,10 @@ def render(report: dict) -> str:
                      f"of {len(pooled)} clusters pooled, {_pct(sum(r['summary']['match'] for r in scored) / len(scored))} "
                      "the mean of the per-run rates; exact "
                      f"{_pct(sum(x['exact'] for x in pooled) / len(pooled))}; nearest = majority "
-                     f"{_pct(sum(x['nearest_label'] == x['label'] for x in pooled) / len(pooled))} pooled.")
+                     f"{_pct(sum(x['nearest_label'] == x['label'] for x in pooled) / len(pooled))} pooled. The same "
+                     f"clusters named by their keywords: match@{t:g} "
+                     f"{_pct(sum(r['keyword_names']['match'] * r['keyword_names']['clusters'] for r in scored) / len(pooled))}"
+                     " pooled.")
     for dataset, why in EXCLUDED.items():
         lines.append(f"- {dataset} is excluded: {why}.")
     lines += ["", "## Where the names came from", "",
@@ -376,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.runs_root.is_dir():
             raise fail(f"option --runs-root: {args.runs_root} is not a folder")
         chosen, missing = find_runs(args.runs_root, args.method)
+        for dataset, why in recorded_without_folder(args.runs_root, args.method).items():
+            if dataset not in chosen:
+                missing.setdefault(dataset, why)
         where = f"the `{args.method}` cells under `{args.runs_root}` (the default variant, lowest seed, per dataset)"
     runs = {}
     for dataset, run_dir in chosen.items():
@@ -407,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         m = result["summary"]
         print(f"{dataset}: {m['clusters']} clusters" + (
             f", exact {_pct(m['exact'])}, match@{args.threshold:g} {_pct(m['match'])}, mean similarity "
-            f"{m['mean_similarity']:.2f}, nearest = majority {_pct(m['nearest_is_majority'])}"
+            f"{m['mean_similarity']:.2f}, nearest = majority {_pct(m['nearest_is_majority'])}; keyword names: "
+            f"match@{args.threshold:g} {_pct(result['keyword_names']['match'])}"
             if result["scored"] else ", excluded (labels are codes)"), file=sys.stderr)
     report = {
         "commit": git_commit(ROOT), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
