@@ -30,6 +30,25 @@ def test_two_clusters_never_share_a_name():
     assert len(set(names)) == len(names)
 
 
+def test_an_answer_that_echoes_the_instructions_is_no_name(monkeypatch):
+    """The 0.5B LLM answered the phrase rules ("no sentence") for a third of StackExchange's clusters."""
+    from coevo import naming
+    from coevo.guards import echoes_prompt
+
+    prompt = system_prompt("topic", name_instruction("topic"))
+    assert echoes_prompt("No sentence.", prompt) and echoes_prompt("no explanation", prompt)
+    assert not echoes_prompt("sql server backups", prompt) and not echoes_prompt("", prompt)
+    monkeypatch.setattr(naming, "llm_names", lambda clusters, config, adapter, progress=False: [
+        "no sentence", "sql server backups", "no sentence"])
+    clusters = [{"cluster": 0, "names": ["query tuning"], "examples": []},
+                {"cluster": 1, "names": ["backups"], "examples": []},
+                {"cluster": 2, "names": ["no explanation"], "examples": []}]
+    names, sources = naming.name_clusters(clusters, {0: ["index"], 1: ["backup"], 2: ["regex", "perl"]},
+                                          CoEvoConfig(n_clusters=3, task="topic"), None)
+    assert names == ["query tuning", "sql server backups", "regex, perl"]
+    assert sources == ["interpretation", "llm", "keywords"]
+
+
 def test_the_naming_request_says_what_the_task_groups():
     assert "what the customers of the group want" in name_instruction("intent")
     assert "emotion" in name_instruction("emotion") and "emotion" not in name_instruction("topic")

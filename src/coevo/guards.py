@@ -36,6 +36,15 @@ def leaks_prompt(interpretation: str, prompt: str, n: int = 4) -> bool:
     return any(tuple(answer[i : i + n]) in grams for i in range(len(answer) - n + 1))
 
 
+def echoes_prompt(answer: str, prompt: str) -> bool:
+    """True when the whole answer is a run of the prompt's own words, however short ("no sentence",
+    "customer messages"): an echo of the instructions says nothing about the texts. ``leaks_prompt``
+    needs four words in a row, so a two-word echo passes it."""
+    said, instruction = words(answer), words(prompt)
+    n = len(said)
+    return n > 0 and any(instruction[i : i + n] == said for i in range(len(instruction) - n + 1))
+
+
 @dataclass(frozen=True)
 class GuardStats:
     n_interpretations: int
