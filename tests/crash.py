@@ -23,10 +23,11 @@ from coevo.config import CoEvoConfig
 
 def kill_points(config: CoEvoConfig) -> list[str]:
     """Every step the run makes, in order (the steps a method skips are not points; K's choice is ``auto_k``)."""
-    from coevo.pipeline import CoEvolution, _step_key
+    from coevo.pipeline import CoEvolution
+    from coevo.run_folder import step_key
 
     probe = CoEvolution(config, run_dir=None, progress=False)
-    return [_step_key(r, step) for r, step in probe._steps()]
+    return [step_key(r, step) for r, step in probe._steps()]
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 ``CoEvolution`` is the public entry point (``fit`` / ``labels_``). Every step
 of every round writes its outputs into the run folder atomically and is then
-recorded in ``state.json``; ``CoEvolution.resume(run_dir)`` replays nothing
+recorded in ``state.json`` (``run_folder.RunFolder`` owns that folder); ``CoEvolution.resume(run_dir)`` replays nothing
 that finished. Each step draws its randomness from (seed, round, step) and
 reloads its models from the run folder, so a resumed run ends with the same
 clusters as an uninterrupted one.
@@ -37,7 +37,6 @@ import gc
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -65,11 +64,9 @@ from .predict import final_adapter, save_centers
 from .prompts import MAX_TEXT_TOKENS, system_prompt
 from .provenance import code_version, peak_rss_mb, reset_peak_rss
 from .report import describe_clusters
+from .run_folder import AUTO_K_STEP, STEPS, RunFolder, damage_line, read_record, read_rows, step_key
 from .selection import select_pairs
 
-STEPS = ("generate", "select", "dpo", "contrastive", "cluster")
-AUTO_K_STEP = "auto_k"
-"""The step before round 1 of a run with ``n_clusters="auto"``; its record is ``<run folder>/auto_k.json``."""
 
 
 def step_seed(seed: int, round_index: int, step: str) -> int:
@@ -142,7 +139,7 @@ class CoEvolution:
                     {"text": t, **({"label": labels[i]} if labels is not None else {})} for i, t in enumerate(texts)
                 ])
                 atomic_write_json(run_dir / "state.json", {"done": [], "adapter": None, "backoff": 0})
-                self.run_dir_ = run_dir
+                self.run_dir_, self.folder_ = run_dir, RunFolder(run_dir)
                 self._read_data()
                 return self._run(stop_after_round)
 
@@ -156,10 +153,10 @@ class CoEvolution:
             if not (run_dir / name).is_file():
                 raise CoevoError(f"--resume {run_dir}: no {name} there; is this a coevo run folder?")
         self = cls(_read_config(run_dir), run_dir=run_dir, progress=progress, log=log)
-        self.run_dir_ = run_dir
+        self.run_dir_, self.folder_ = run_dir, RunFolder(run_dir)
         with _writing(run_dir), RunLock(run_dir, log=self._warn):
             self._read_data()
-            self._repair()
+            self.folder_.repair(self._steps(), self.texts_, self._warn)
             return self._run(stop_after_round)
 
     @classmethod
@@ -171,14 +168,14 @@ class CoEvolution:
         if not (run_dir / "summary.json").is_file():
             raise CoevoError(f"{run_dir}: no summary.json; the run is not finished (continue it with --resume {run_dir})")
         self = cls(_read_config(run_dir), run_dir=run_dir, progress=progress, log=lambda msg: None)
-        self.run_dir_ = run_dir
+        self.run_dir_, self.folder_ = run_dir, RunFolder(run_dir)
         self._read_data()
         try:
-            self.summary_ = _record(run_dir / "summary.json", ("clusters", "rounds"))
-            assignments = _rows(run_dir / "assignments.jsonl", ("cluster",), len(self.texts_))
+            self.summary_ = read_record(run_dir / "summary.json", ("clusters", "rounds"))
+            assignments = read_rows(run_dir / "assignments.jsonl", ("cluster",), len(self.texts_))
         except (DamagedFile, FileNotFoundError) as error:
             # both are written from the round folders at the end of every --resume
-            raise CoevoError(f"{_damage_line(error)}; rebuild it with: coevo run --resume {run_dir}") from None
+            raise CoevoError(f"{damage_line(error)}; rebuild it with: coevo run --resume {run_dir}") from None
         self.labels_ = np.array([a["cluster"] for a in assignments])
         self.interpretations_ = [a.get("interpretations", []) for a in assignments]
         self.n_clusters_ = self._n_clusters()
@@ -256,15 +253,15 @@ class CoEvolution:
         last = cfg.effective_rounds if stop_after_round is None else min(stop_after_round, cfg.effective_rounds)
         started = time.perf_counter()
         for r, step in self._steps(last):
-            if self._done(r, step):
+            if self.folder_.is_done(r, step):
                 continue
             if r:
-                self._round(r).mkdir(exist_ok=True)
+                self.folder_.round(r).mkdir(exist_ok=True)
             t0 = time.perf_counter()
             reset_peak_rss()
             getattr(self, f"_{step}")(r)
-            _pause_for_tests(_step_key(r, step))
-            self._mark_done(r, step, time.perf_counter() - t0)
+            _pause_for_tests(step_key(r, step))
+            self.folder_.mark_done(r, step, time.perf_counter() - t0)
         if last == cfg.effective_rounds:
             self._finish(time.perf_counter() - started)
         return self
@@ -295,7 +292,7 @@ class CoEvolution:
         """K: the configured one, or the one the auto_k step chose, as the state recorded it."""
         if not self.config.auto_k:
             return self.config.n_clusters
-        k = self._state().get("n_clusters")
+        k = self.folder_.state().get("n_clusters")
         if not isinstance(k, int):
             raise CoevoError(f"{self.run_dir_ / 'state.json'}: no K chosen yet; continue the run with "
                              f"coevo run --resume {self.run_dir_}")
@@ -318,13 +315,13 @@ class CoEvolution:
     # ------------------------------------------------------------------ steps
 
     def _generate(self, r: int) -> None:
-        cfg, state = self.config, self._state()
-        out = self._round(r) / "interpretations.jsonl"
-        previous = self._round(r - 1) / "interpretations.jsonl"
+        cfg, state = self.config, self.folder_.state()
+        out = self.folder_.round(r) / "interpretations.jsonl"
+        previous = self.folder_.round(r - 1) / "interpretations.jsonl"
         adapter = state["adapter"]
         if r > 1 and not cfg.trains_llm and previous.exists():
             atomic_write_bytes(out, previous.read_bytes())  # same LLM, same seed: same answers
-            atomic_write_json(self._round(r) / "generate.json", read_json(self._round(r - 1) / "generate.json"))
+            atomic_write_json(self.folder_.round(r) / "generate.json", read_json(self.folder_.round(r - 1) / "generate.json"))
             return
         sampling = self._sampling()
         interpretations, tok_s = self._interpret(adapter, sampling)
@@ -332,10 +329,10 @@ class CoEvolution:
         info = {"adapter": adapter, "guards": stats.to_dict(), "tokens_per_second": tok_s, "backed_off": None,
                 "shortened_texts": self._shortened}
         if r > 1 and adapter is not None:
-            first = GuardStats(**read_json(self._round(1) / "generate.json")["guards"])
+            first = GuardStats(**read_json(self.folder_.round(1) / "generate.json")["guards"])
             if cfg.guard_consolidation:
-                clusters = [a["cluster"] for a in read_jsonl(self._round(r - 1) / "assignments.jsonl")]
-                marks = {"round1": answer_cluster_nmi(self._interpretations(1), clusters),
+                clusters = [a["cluster"] for a in read_jsonl(self.folder_.round(r - 1) / "assignments.jsonl")]
+                marks = {"round1": answer_cluster_nmi(self.folder_.interpretations(1), clusters),
                          "now": answer_cluster_nmi(interpretations, clusters)}
                 info["answer_cluster_nmi"] = marks
                 problems = guard_violations(first, stats, consolidated=marks["now"] >= marks["round1"])
@@ -349,9 +346,9 @@ class CoEvolution:
                 interpretations, tok_s = self._interpret(fallback, sampling)
                 stats = guard_stats(self.texts_, interpretations, self.prompt_)
                 info.update({"backed_off": {"from": adapter, "to": fallback, "problems": problems},
-                             "adapter": fallback, "guards": stats.to_dict()})  # the state follows at _mark_done
+                             "adapter": fallback, "guards": stats.to_dict()})  # the state follows at mark_done
         atomic_write_jsonl(out, [{"index": i, "interpretations": ys} for i, ys in enumerate(interpretations)])
-        atomic_write_json(self._round(r) / "generate.json", info)
+        atomic_write_json(self.folder_.round(r) / "generate.json", info)
         self._log(f"round {r}: {stats.n_interpretations} interpretations, distinct {stats.distinct_share:.0%}, "
                   f"{stats.mean_words:.1f} words, copies {stats.copy_rate:.1%}, leaks {stats.leak_rate:.1%}")
 
@@ -395,7 +392,7 @@ class CoEvolution:
         cfg = self.config
         seed = step_seed(cfg.seed, r, "select")
         rng = np.random.default_rng(seed)
-        interpretations = self._interpretations(r)
+        interpretations = self.folder_.interpretations(r)
         embedder = self._embedder(r - 1)
         text_vec, interp_vec, owner = self._embed_all(embedder, interpretations)
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts_))
@@ -413,28 +410,28 @@ class CoEvolution:
         positives = select_pairs(self.texts_, interpretations, per_text, keep_fraction=1.0, rng=rng, **common)
         pairs = select_pairs(self.texts_, interpretations, per_text, keep_fraction=cfg.keep_fraction,
                              max_pairs=cfg.max_pairs, rng=rng, **common)
-        atomic_write_jsonl(self._round(r) / "scores.jsonl", [
+        atomic_write_jsonl(self.folder_.round(r) / "scores.jsonl", [
             {"index": i, "interpretations": ys, "scores": ss} for i, (ys, ss) in enumerate(zip(interpretations, per_text))
         ])
-        atomic_write_jsonl(self._round(r) / "positives.jsonl", [p.to_dict() for p in positives])
-        atomic_write_jsonl(self._round(r) / "pairs.jsonl", [p.to_dict() for p in pairs])
+        atomic_write_jsonl(self.folder_.round(r) / "positives.jsonl", [p.to_dict() for p in positives])
+        atomic_write_jsonl(self.folder_.round(r) / "pairs.jsonl", [p.to_dict() for p in pairs])
         info = {"n_positives": len(positives), "n_pairs": len(pairs),
                 "mean_margin": float(np.mean([p.margin for p in pairs])) if pairs else None}
         if self.gold_ is not None:
             only = cluster(cfg, interp_mean[counts > 0], k, seed=seed)
             info["interp_only"] = evaluate([g for g, c in zip(self.gold_, counts) if c > 0], only.labels)
             info["selection_clusters"] = evaluate(self.gold_, clusters.labels)
-        atomic_write_json(self._round(r) / "select.json", info)
+        atomic_write_json(self.folder_.round(r) / "select.json", info)
         self._log(f"round {r}: {len(pairs)} preference pairs, {len(positives)} contrastive pairs")
 
     def _dpo(self, r: int) -> None:
         from .preference import DPOSettings, preference_records, train_dpo
 
-        cfg, state = self.config, self._state()
-        pairs = read_jsonl(self._round(r) / "pairs.jsonl")
+        cfg, state = self.config, self.folder_.state()
+        pairs = read_jsonl(self.folder_.round(r) / "pairs.jsonl")
         if not pairs:
             self._log(f"round {r}: no preference pairs; the LLM is not trained this round")
-            atomic_write_json(self._round(r) / "dpo.json", {"pairs": 0})
+            atomic_write_json(self.folder_.round(r) / "dpo.json", {"pairs": 0})
             return
         from .selection import PreferencePair
 
@@ -445,7 +442,7 @@ class CoEvolution:
             batch_size=cfg.dpo_batch_size, epochs=cfg.dpo_epochs, lora_r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
             seed=step_seed(cfg.seed, r, "dpo"),
         )
-        target = self._round(r) / "adapter"
+        target = self.folder_.round(r) / "adapter"
         build = target.with_name(".adapter.tmp")
         shutil.rmtree(build, ignore_errors=True)
         summary = train_dpo(cfg.llm, preference_records(self.texts_, pair_objs, cfg.task, cfg.instruction), build,
@@ -454,17 +451,17 @@ class CoEvolution:
         shutil.rmtree(build / "_trainer", ignore_errors=True)
         atomic_publish_dir(build, target)
         gc.collect()
-        atomic_write_json(self._round(r) / "dpo.json", summary)  # the state follows at _mark_done
+        atomic_write_json(self.folder_.round(r) / "dpo.json", summary)  # the state follows at mark_done
         self._log(f"round {r}: DPO on {len(pairs)} pairs, loss {summary['loss_first']:.3f} -> {summary['loss_last']:.3f}, "
                   f"{summary['train_seconds']:.0f}s")
 
     def _contrastive(self, r: int) -> None:
         cfg = self.config
-        positives = read_jsonl(self._round(r) / "positives.jsonl")
-        target = self._round(r) / "embedder"
+        positives = read_jsonl(self.folder_.round(r) / "positives.jsonl")
+        target = self.folder_.round(r) / "embedder"
         if not positives:
             self._log(f"round {r}: no contrastive pairs; the embedder is not trained this round")
-            atomic_write_json(self._round(r) / "contrastive.json", {"pairs": 0})
+            atomic_write_json(self.folder_.round(r) / "contrastive.json", {"pairs": 0})
             return
         embedder = self._embedder(r - 1)
         build = target.with_name(".embedder.tmp")
@@ -477,7 +474,7 @@ class CoEvolution:
                                     progress=self.progress)
         shutil.rmtree(build / "_trainer", ignore_errors=True)
         atomic_publish_dir(build, target)
-        atomic_write_json(self._round(r) / "contrastive.json", summary)
+        atomic_write_json(self.folder_.round(r) / "contrastive.json", summary)
         self._log(f"round {r}: contrastive step on {len(positives)} pairs, loss {summary['loss_first']:.3f} -> "
                   f"{summary['loss_last']:.3f}")
 
@@ -485,9 +482,9 @@ class CoEvolution:
         cfg = self.config
         z, (interpretations, interp_vec, owner), weight = self._representation(r)
         result = cluster(cfg, z, self._n_clusters(), seed=step_seed(cfg.seed, r, "cluster"))
-        save_centers(self._round(r), z, result.labels, result.centers)
+        save_centers(self.folder_.round(r), z, result.labels, result.centers)
         clusters = describe_clusters(self.texts_, result.labels, z, interpretations, interp_vec, owner)
-        atomic_write_jsonl(self._round(r) / "assignments.jsonl", [
+        atomic_write_jsonl(self.folder_.round(r) / "assignments.jsonl", [
             {"text": t, "cluster": int(c), **({"label": self.gold_[i]} if self.gold_ is not None else {}),
              **({"interpretations": interpretations[i]} if interpretations is not None else {})}
             for i, (t, c) in enumerate(zip(self.texts_, result.labels))
@@ -497,13 +494,13 @@ class CoEvolution:
             info["metrics"] = evaluate(self.gold_, result.labels)
             self._log(f"round {r}: ACC {info['metrics']['acc']:.1f}  NMI {info['metrics']['nmi']:.1f}  "
                       f"ARI {info['metrics']['ari']:.1f}")
-        atomic_write_json(self._round(r) / "cluster.json", info)
+        atomic_write_json(self.folder_.round(r) / "cluster.json", info)
 
     # ------------------------------------------------------------------ results
 
     def _finish(self, seconds: float) -> None:
         cfg = self.config
-        last = self._round(cfg.effective_rounds)
+        last = self.folder_.round(cfg.effective_rounds)
         final = read_json(last / "cluster.json")
         assignments = read_jsonl(last / "assignments.jsonl")
         self.labels_ = np.array([a["cluster"] for a in assignments])
@@ -515,7 +512,7 @@ class CoEvolution:
                           for entry in final["clusters"]]
         self.history_ = [self._round_summary(r) for r in range(1, cfg.effective_rounds + 1)]
         atomic_write_bytes(self.run_dir_ / "assignments.jsonl", (last / "assignments.jsonl").read_bytes())
-        state = self._state()
+        state = self.folder_.state()
         summary = {
             "config": cfg.to_dict(),
             "n_texts": len(self.texts_),
@@ -542,7 +539,7 @@ class CoEvolution:
         again, after ``--resume`` or a redone cluster step, reuses it only while it
         still describes these clusters; a run killed while naming names again.
         """
-        cfg, folder = self.config, self._round(self.config.effective_rounds)
+        cfg, folder = self.config, self.folder_.round(self.config.effective_rounds)
         basis = hashlib.sha256((folder / "assignments.jsonl").read_bytes()
                                + json.dumps(clusters, sort_keys=True).encode("utf-8")).hexdigest()
         path = folder / "names.json"
@@ -569,7 +566,7 @@ class CoEvolution:
         return record
 
     def _round_summary(self, r: int) -> dict:
-        folder = self._round(r)
+        folder = self.folder_.round(r)
         row: dict = {"round": r}
         for name in ("generate", "select", "dpo", "contrastive", "cluster"):
             path = folder / f"{name}.json"
@@ -586,129 +583,16 @@ class CoEvolution:
                     row["n_pairs"] = data.get("n_pairs")
                 else:
                     row[name] = data
-        state = self._state()
+        state = self.folder_.state()
         for key in ("seconds", "peak_rss_mb_by_step"):
             row[key] = {k.split("/", 1)[1]: v for k, v in state.get(key, {}).items() if k.startswith(f"round{r}/")}
         return row
 
     # ------------------------------------------------------------------ helpers
 
-    def _round(self, r: int) -> Path:
-        return self.run_dir_ / f"round{r}"
-
-    def _state(self) -> dict:
-        return read_json(self.run_dir_ / "state.json", dict)
-
-    def _save_state(self, state: dict) -> None:
-        atomic_write_json(self.run_dir_ / "state.json", state)
-
-    def _done(self, r: int, step: str) -> bool:
-        return _step_key(r, step) in self._state()["done"]
-
-    def _step_record(self, r: int, step: str) -> Path:
-        """Where a step writes its record (``<step>.json``): the round's folder, the run folder for K's choice."""
-        return (self.run_dir_ if r == 0 else self._round(r)) / f"{step}.json"
-
-    def _mark_done(self, r: int, step: str, seconds: float) -> None:
-        state = self._state()
-        _advance(state, r, step, read_json(self._step_record(r, step), dict), self._round(r))
-        key = _step_key(r, step)
-        state.setdefault("seconds", {})[key] = seconds
-        peak = peak_rss_mb()  # since the step began (reset_peak_rss), where the system allows it
-        state.setdefault("peak_rss_mb_by_step", {})[key] = peak
-        state["peak_rss_mb"] = max(peak, state.get("peak_rss_mb", 0.0))
-        state.setdefault("code_by_step", {})[key] = code_version()
-        self._save_state(state)
-
-    # ------------------------------------------------------------------ damaged run folders
-
-    def _repair(self) -> None:
-        """Check what ``--resume`` builds on, so damage is redone rather than met mid-run as a traceback.
-
-        A damaged state.json is rebuilt from the steps' records: each step
-        writes its record (``round<r>/<step>.json``) after all its other
-        outputs, so a readable record means a finished step. A finished step
-        whose outputs no longer read back is redone, with every step after it.
-        """
-        path = self.run_dir_ / "state.json"
-        try:
-            state = read_json(path, dict)
-            problem = _state_problem(state)
-        except DamagedFile as error:
-            state, problem = None, error.problem
-        if state is None or problem is not None:
-            state = self._rebuild_state()
-            where = f"continuing after {state['done'][-1]}" if state["done"] else "starting from the first step"
-            self._warn(f"warning: {path}: {problem}; rebuilt it from the step records, {where}")
-            self._save_state(state)
-            return
-        for i, step in enumerate(state["done"]):
-            r, name = (0, step) if step == AUTO_K_STEP else (int(step[5 : step.index("/")]), step.split("/")[1])
-            damage = self._damage(r, name)
-            if damage is None:
-                continue
-            for later in state["done"][i:]:  # their records must not count as finished when state is rebuilt
-                (self.run_dir_ / f"{later}.json").unlink(missing_ok=True)
-            rebuilt = self._rebuild_state()
-            for key in ("seconds", "peak_rss_mb_by_step", "code_by_step"):
-                rebuilt[key] = {k: v for k, v in state.get(key, {}).items() if k in rebuilt["done"]}
-            rebuilt["peak_rss_mb"] = state.get("peak_rss_mb", 0.0)
-            self._warn(f"warning: {damage}; redoing {step} and the steps after it")
-            self._save_state(rebuilt)
-            return
-
-    def _rebuild_state(self) -> dict:
-        """state.json as the run left it, replayed from the records of the finished steps, in order."""
-        state: dict = {"done": [], "adapter": None, "backoff": 0}
-        for r, step in self._steps():
-            if self._damage(r, step) is not None:
-                return state
-            _advance(state, r, step, read_json(self._step_record(r, step), dict), self._round(r))
-        return state
-
-    def _damage(self, r: int, step: str) -> str | None:
-        """What is wrong with the outputs of a step (missing, cut short, foreign); None when they read back whole."""
-        folder, n = self._round(r), len(self.texts_)
-        try:
-            if step == AUTO_K_STEP:
-                record = _record(self._step_record(r, step), ("k", "criterion", "curve", "range"))
-                if not isinstance(record["k"], int) or not 2 <= record["k"] <= len(set(self.texts_)):
-                    raise DamagedFile(self._step_record(r, step), f"its K {record['k']!r} is not one this run can use")
-            elif step == "generate":
-                _rows(folder / "interpretations.jsonl", ("interpretations",), n)
-                _record(folder / "generate.json", ("guards",))
-            elif step == "select":
-                _rows(folder / "scores.jsonl", ("interpretations", "scores"), n)
-                _rows(folder / "positives.jsonl", ("text_index", "chosen"))
-                _rows(folder / "pairs.jsonl", ("text_index", "chosen", "rejected", "chosen_score", "rejected_score"))
-                _record(folder / "select.json", ("n_pairs",))
-            elif step == "dpo":
-                if _record(folder / "dpo.json", ("pairs",))["pairs"]:
-                    read_json(folder / "adapter" / "adapter_config.json", dict)
-                    models.check_saved_weights(folder / "adapter", required="adapter_model.safetensors")
-            elif step == "contrastive":
-                if _record(folder / "contrastive.json", ("pairs",))["pairs"]:
-                    read_json(folder / "embedder" / "modules.json", list)
-                    models.check_saved_weights(folder / "embedder")
-            else:
-                _rows(folder / "assignments.jsonl", ("cluster",), n)
-                _record(folder / "cluster.json", ("clusters",))
-        except (DamagedFile, FileNotFoundError) as error:
-            return _damage_line(error)
-        return None
-
-    def _interpretations(self, r: int) -> list[list[str]]:
-        return [row["interpretations"] for row in read_jsonl(self._round(r) / "interpretations.jsonl")]
-
-    def _embedder_folder(self, r: int) -> Path | None:
-        """The folder of the embedder as it stood after round ``r``: the last round up to ``r`` that trained
-        one; None for the base model."""
-        return next((self._round(k) / "embedder" for k in range(r, 0, -1) if (self._round(k) / "embedder").is_dir()),
-                    None)
-
     def _embedder(self, r: int):
         """The embedder as it stood after round ``r`` (the base model for r = 0 or an untrained round)."""
-        folder = self._embedder_folder(r)
+        folder = self.folder_.embedder_folder(r)
         if folder is not None:
             return models.load_embedder(str(folder), trust_remote_code=self.config.trust_remote_code)
         return models.load_embedder(self.config.embedder, cache_dir=self.config.cache_dir,
@@ -723,14 +607,14 @@ class CoEvolution:
         """
         cfg = self.config
         kind = kind or cfg.represent
-        interpretations = self._interpretations(r) if cfg.uses_llm else None
+        interpretations = self.folder_.interpretations(r) if cfg.uses_llm else None
         text_vec, interp_vec, owner = self._embed_all(self._embedder(r), interpretations or [[] for _ in self.texts_])
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts_))
         weight: dict = {}
         if interpretations is None or kind == "text":
             w = 0.0
         elif kind == "auto":
-            recorded = self._recorded_interp_weight(r) if cfg.represent == "auto" else None
+            recorded = self.folder_.recorded_interp_weight(r) if cfg.represent == "auto" else None
             if recorded is not None:
                 w = recorded
             else:
@@ -743,13 +627,6 @@ class CoEvolution:
         z = represent(text_vec, interp_mean, counts, weight=w)
         return z, (interpretations, interp_vec, owner), weight or {"interp_weight": w}
 
-    def _recorded_interp_weight(self, r: int) -> float | None:
-        """The interpretation weight round ``r``'s cluster step used, as its cluster.json says (None before it
-        ran): a weight chosen per run (``represent auto``) is reused, not chosen again, by recluster and predict."""
-        path = self._round(r) / "cluster.json"
-        weight = read_json(path, dict).get("interp_weight") if path.is_file() else None
-        return None if weight is None else float(weight)
-
     def _embed_all(self, embedder, interpretations: list[list[str]]):
         flat = [y for ys in interpretations for y in ys]
         owner = np.array([i for i, ys in enumerate(interpretations) for _ in ys], dtype=np.int64)
@@ -758,75 +635,11 @@ class CoEvolution:
         return text_vec, interp_vec, owner
 
 
-_STEP = re.compile(rf"{AUTO_K_STEP}|round[1-9][0-9]*/({'|'.join(STEPS)})")
-
-
-def _step_key(r: int, step: str) -> str:
-    """A step's name in state.json: ``round<r>/<step>``, or ``auto_k`` for K's choice before round 1."""
-    return step if r == 0 else f"round{r}/{step}"
-
-
-def _advance(state: dict, r: int, step: str, record: dict, folder: Path) -> None:
-    """A finished step's effect on the run's state, read from the step's own record (``<step>.json``).
-
-    Steps never change state.json themselves: a process killed after a step wrote
-    its outputs but before it was recorded redoes the step, and a redo must start
-    from the state the first attempt started from (a DPO step that had already
-    moved the adapter forward would train on top of its own result). Recording
-    and replaying (``_rebuild_state``) go through this one function.
-    """
-    if step == "generate" and record.get("backed_off"):
-        state.update(adapter=record["backed_off"]["to"], backoff=state.get("backoff", 0) + 1)
-    if step == "dpo" and record["pairs"]:
-        state["adapter"] = str(folder / "adapter")
-        state.setdefault("adapter_history", []).append(state["adapter"])
-    if step == AUTO_K_STEP:
-        state["n_clusters"] = record["k"]
-    state["done"].append(_step_key(r, step))
-
-
 def _names_cover(named, clusters: list[dict]) -> bool:
     """Whether names.json's clusters are these clusters, in order, each with a name and keywords."""
     return (isinstance(named, list) and len(named) == len(clusters)
             and all(isinstance(n, dict) and n.get("cluster") == c["cluster"] and isinstance(n.get("name"), str)
                     and isinstance(n.get("keywords"), list) for n, c in zip(named, clusters)))
-
-
-def _state_problem(state: dict) -> str | None:
-    """Why ``state`` is not a state.json that coevo wrote; None when it is one."""
-    done = state.get("done")
-    if not isinstance(done, list) or not all(isinstance(s, str) and _STEP.fullmatch(s) for s in done):
-        return "its list of finished steps is missing or foreign"
-    if not isinstance(state.get("adapter"), (str, type(None))) or not isinstance(state.get("backoff", 0), int):
-        return "its adapter or backoff entry is foreign"
-    if not isinstance(state.get("seconds", {}), dict) or not isinstance(state.get("adapter_history", []), list):
-        return "its timings or adapter history are foreign"
-    if AUTO_K_STEP in done and not isinstance(state.get("n_clusters"), int):
-        return "it records K's choice but not the K chosen"
-    return None
-
-
-def _record(path: Path, keys: Sequence[str]) -> dict:
-    record = read_json(path, dict)
-    missing = [k for k in keys if k not in record]
-    if missing:
-        raise DamagedFile(path, f"lacks {', '.join(missing)}; not the file coevo wrote")
-    return record
-
-
-def _rows(path: Path, keys: Sequence[str], count: int | None = None) -> list[dict]:
-    rows = read_jsonl(path)
-    if count is not None and len(rows) != count:
-        raise DamagedFile(path, f"has {len(rows)} rows where the run has {count} texts (cut short?)")
-    for number, row in enumerate(rows, 1):
-        missing = [k for k in keys if k not in row]
-        if missing:
-            raise DamagedFile(path, f"row {number} lacks {', '.join(missing)}; not the file coevo wrote")
-    return rows
-
-
-def _damage_line(error: DamagedFile | FileNotFoundError) -> str:
-    return str(error) if isinstance(error, DamagedFile) else f"{error.filename}: missing"
 
 
 def _read_config(run_dir: Path) -> CoEvoConfig:

@@ -101,11 +101,11 @@ class Predictor:
         cfg = self.config
         if not cfg.uses_llm or cfg.represent == "text":
             return 0.0
-        weight = self.model._recorded_interp_weight(self.last)
+        weight = self.model.folder_.recorded_interp_weight(self.last)
         if weight is not None:
             return weight
         if cfg.represent == "auto":
-            raise CoevoError(f"{self.model._round(self.last) / 'cluster.json'}: no interp_weight recorded; "
+            raise CoevoError(f"{self.model.folder_.round(self.last) / 'cluster.json'}: no interp_weight recorded; "
                              "the run's representation cannot be rebuilt")
         return cfg.interp_weight
 
@@ -129,7 +129,7 @@ class Predictor:
     @property
     def embedder(self):
         if self._embedder is None:
-            folder = self.model._embedder_folder(self.last)
+            folder = self.model.folder_.embedder_folder(self.last)
             if folder is not None:
                 self._check(folder)
             self._embedder = self.model._embedder(self.last)
@@ -160,7 +160,7 @@ class Predictor:
     def _centers(self) -> np.ndarray:
         """The stored centres; for a run made before they were stored, the mean of each
         cluster's final representation (which can move a few texts near a boundary)."""
-        path = self.model._round(self.last) / CENTERS
+        path = self.model.folder_.round(self.last) / CENTERS
         if path.is_file():
             return read_npy(path)
         z, _ = self.model._representation(self.last)
@@ -175,7 +175,7 @@ def final_adapter(model: CoEvolution) -> str | None:
     """The adapter the last round generated with (after any back-off), found in the run folder
     even when the run recorded it under a relative path or the folder has moved since.
     Prediction and cluster naming use the LLM the run ended with."""
-    info = model._round(model.config.effective_rounds) / "generate.json"
+    info = model.folder_.round(model.config.effective_rounds) / "generate.json"
     if not info.is_file():
         raise CoevoError(f"{model.run_dir_}: no round{model.config.effective_rounds}/generate.json; "
                          "is this a finished coevo run folder?")
@@ -192,7 +192,7 @@ def final_adapter(model: CoEvolution) -> str | None:
 def fitted_distances(model: CoEvolution) -> np.ndarray:
     """Each training text's distance to its cluster's centre: stored by the cluster step, or
     for an older run recomputed from its final representation."""
-    path = model._round(model.config.effective_rounds) / DISTANCES
+    path = model.folder_.round(model.config.effective_rounds) / DISTANCES
     if path.is_file():
         return read_npy(path)
     z, _ = model._representation(model.config.effective_rounds)
