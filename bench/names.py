@@ -119,10 +119,11 @@ def recorded_without_folder(runs_root: Path, method: str) -> dict[str, str]:
     """Datasets whose ``method`` cell the bench recorded, with the tier's current settings, though its
     run folder is not under ``runs_root`` (``<tree>/bench/out/<tier>``): what to say instead of "not run yet".
 
-    A record of an earlier version of the tier (other settings, ``coevo.benchmark``'s
+    A record of an earlier version of the tier (other settings, the bench report's
     stale cells) does not count: that cell is still to run.
     """
-    from coevo.benchmark import ReportMeta, _stale, load_bench_config, read_records
+    from coevo.bench import ReportMeta, load_bench_config, read_records
+    from coevo.bench.report import is_stale
 
     runs_root = runs_root.resolve()
     if len(runs_root.parents) < 3 or runs_root.parents[0].name != "out" or runs_root.parents[1].name != "bench":
@@ -135,7 +136,7 @@ def recorded_without_folder(runs_root: Path, method: str) -> dict[str, str]:
         return {}
     return {r.dataset: f"no run folder (the bench recorded this cell, commit {r.commit}, {r.date[:10]}, but its "
                        "folder is not under the runs root)"
-            for r in records if r.method == method and r.source == "run" and r.status == "ok" and not _stale(r, meta)}
+            for r in records if r.method == method and r.source == "run" and r.status == "ok" and not is_stale(r, meta)}
 
 
 def bench_record(run_dir: Path, finished: float) -> dict:

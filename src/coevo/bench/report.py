@@ -40,7 +40,7 @@ class ReportMeta:
                    config.datasets, config.methods, config.groups)
 
 
-def _stale(record: Record, meta: ReportMeta) -> bool:
+def is_stale(record: Record, meta: ReportMeta) -> bool:
     """Whether a record was asked for other settings than its variant has now (the config or a
     setting changed since it ran). It stays in the JSON until the next bench replaces it, but a
     column headed by today's settings must not show it."""
@@ -69,7 +69,7 @@ def render_markdown(records: Sequence[Record], meta: ReportMeta) -> str:
     ok, stale = [], []
     for r in records:
         if r.status == "ok":
-            (stale if _stale(r, meta) else ok).append(r)
+            (stale if is_stale(r, meta) else ok).append(r)
     stale_ids = {id(r) for r in stale}
     shown = [r for r in records if id(r) not in stale_ids]  # stale cells make no row or column
     rows = list(dict.fromkeys([*meta.datasets, *(r.dataset for r in shown)]))
