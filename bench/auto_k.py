@@ -42,7 +42,7 @@ def groups() -> dict[str, list[str]]:
 
 def measure(name: str, data_dir: Path, sample: int, kmeans_init: int, embedder) -> dict:
     """One dataset: K chosen on f(x) without labels, then KMeans with it and with the true K."""
-    from coevo.clustering import K_CRITERIA, _choice_from_curve, embed, kmeans, n_clusters_curve
+    from coevo.clustering import K_CRITERIA, choice_from_curve, embed, kmeans, n_clusters_curve
     from coevo.data import load_corpus, stratified_sample
     from coevo.metrics import evaluate
     from coevo.pipeline import step_seed
@@ -52,7 +52,7 @@ def measure(name: str, data_dir: Path, sample: int, kmeans_init: int, embedder) 
     x = embed(embedder, corpus.texts, progress=False)
     t1 = time.perf_counter()
     curve, texts = n_clusters_curve(x, seed=0, criteria=K_CRITERIA)
-    choice = _choice_from_curve(curve, texts)
+    choice = choice_from_curve(curve, texts)
     t2 = time.perf_counter()
     true_k = len(set(corpus.labels))
     seed = step_seed(0, 1, "cluster")  # the seed of `coevo run --method kmeans --seed 0`'s clustering

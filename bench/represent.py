@@ -27,7 +27,7 @@ import numpy as np
 
 
 from coevo.atomic import read_json
-from coevo.bench.results import repo_root, results_dir, stamp, write_results
+from coevo.bench.results import repo_root, results_dir, stamp, today, write_results
 
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 METHODS = ("expand", "contrastive-only", "random-select", "no-dpo", "full")
@@ -155,7 +155,7 @@ def main() -> None:
         """Written after every measured run, so an interrupted pass keeps what it measured."""
         cells = [r for by_run in results.values() for r in by_run.values()]
         data = {"tier": args.tier, "commits": sorted({r["commit"] for r in cells}),
-                "date": stamp()["date"], "machine": where, "seeds": args.seeds,
+                "date": today(), "machine": where, "seeds": args.seeds,
                 "weights": list(WEIGHTS), "kmeans_init": args.kmeans_init, "seconds": sum(r["seconds"] for r in cells), "results": results}
         write_results(out.parent, out.name, data, render)
 

@@ -278,14 +278,12 @@ def choose_n_clusters(x: np.ndarray, *, seed: int) -> dict:
     finer level than the labels), which auto-k.md measures. Returns a dict for the run's record: ``k``, ``criterion``, ``curve`` ([K, score] pairs),
     ``range`` (the smallest and largest K tried) and ``texts`` (how many the sweep read).
     """
-    from .errors import CoevoError
-
     if len(np.unique(normalize(x), axis=0)) < 2:
         raise CoevoError("option -k/--clusters: fewer than 2 distinct texts; there is no K to choose")
-    return _choice_from_curve(*n_clusters_curve(x, seed=seed))
+    return choice_from_curve(*n_clusters_curve(x, seed=seed))
 
 
-def _choice_from_curve(curve: list[dict], texts: int) -> dict:
+def choice_from_curve(curve: list[dict], texts: int) -> dict:
     """The record of :func:`choose_n_clusters` from a sweep's curve (bench/auto_k.py reads other criteria off
     the same sweep)."""
     if not curve:  # two distinct texts (or three): two clusters is the only K KMeans and silhouette allow

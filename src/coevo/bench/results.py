@@ -39,11 +39,15 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def today() -> str:
+    """UTC, to the minute: the date a result file's header shows."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def stamp() -> dict[str, str]:
     """The provenance every result file carries: the commit of the code measured (this package's
     checkout), the machine, the date."""
-    return {"commit": git_commit(repo_root()), "machine": machine(),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    return {"commit": git_commit(repo_root()), "machine": machine(), "date": today()}
 
 
 def shown(path: Path) -> str:
