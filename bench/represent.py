@@ -47,8 +47,8 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
     started = time.perf_counter()
     model = CoEvolution.load(run_dir)
     cfg, last = model.config, model.config.effective_rounds
-    interpretations = model._interpretations(last)
-    text_vec, interp_vec, owner = model._embed_all(model._embedder(last), interpretations)
+    interpretations = model.folder_.interpretations(last)
+    text_vec, interp_vec, owner = model.context_.embed_all(model.context_.embedder(last), interpretations)
     interp_mean, counts = mean_by_owner(interp_vec, owner, len(model.texts_))
     # The unnormalised mean of unit vectors is as long as the text's M answers agree: joined
     # as it is, it weights each text's interpretations by their own consistency.

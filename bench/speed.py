@@ -118,9 +118,9 @@ def part_generation(llm: str, n_texts: int, samples: int, max_new_tokens: int) -
             for start in range(0, len(prompts), batch):
                 enc = it.tokenizer(prompts[start:start + batch], return_tensors="pt", padding=True, add_special_tokens=False)
                 with torch.no_grad():
-                    out = it.model.generate(
+                    out = it.decoder.model.generate(
                         **enc, do_sample=True, temperature=0.8, top_p=0.95, top_k=0, num_return_sequences=samples,
-                        max_new_tokens=max_new_tokens, stopping_criteria=StoppingCriteriaList([StopAtLineEnd(it._stop_ids)]),
+                        max_new_tokens=max_new_tokens, stopping_criteria=StoppingCriteriaList([StopAtLineEnd(it.decoder.stop_ids)]),
                         pad_token_id=it.tokenizer.pad_token_id,
                     )
                 produced += int((out[:, enc["input_ids"].shape[1]:] != it.tokenizer.pad_token_id).sum())

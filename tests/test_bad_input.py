@@ -65,12 +65,12 @@ def full_disk_in_a_library(monkeypatch) -> None:
     operating system's error into its SafetensorError as "(os error 28)"."""
     from safetensors import SafetensorError
 
-    from coevo.pipeline import CoEvolution
+    from coevo.steps import Cluster
 
-    def save_fails(self, r):
+    def save_fails(self, ctx, r):
         raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
-    monkeypatch.setattr(CoEvolution, "_cluster", save_fails)
+    monkeypatch.setattr(Cluster, "run", save_fails)
 
 
 def held(tmp_path: Path, request) -> str:
@@ -113,6 +113,21 @@ CASES = {
     "unknown option": (lambda t, m, r: ["run", "demo", "-k", "5", "--bogus"], ["--bogus"]),
     "show below 0": (lambda t, m, r: ["baseline", "demo", "-k", "5", "--show", "-1"], ["--show"]),
     "bench without config": (lambda t, m, r: ["bench"], ["CONFIG"]),
+    "config file missing": (lambda t, m, r: ["run", "demo", "--config", str(t / "nope.json")], ["--config", "nope.json"]),
+    "config file not JSON": (lambda t, m, r: ["run", "demo", "--config", write(t / "c.json", "{rounds: 2")],
+                             ["--config", "c.json", "not valid JSON"]),
+    "config file not TOML": (lambda t, m, r: ["run", "demo", "--config", write(t / "c.toml", "rounds = = 2")],
+                             ["--config", "c.toml", "not valid TOML"]),
+    "config file a list": (lambda t, m, r: ["run", "demo", "--config", write(t / "c.json", "[2]")],
+                           ["--config", "object of settings"]),
+    "config file unknown setting": (lambda t, m, r: ["run", "demo", "--config", write(t / "c.json", '{"n_clusters": 5, "roundz": 2}')],
+                                    ["--config", "roundz", "known:"]),
+    "config file wrong type": (lambda t, m, r: ["run", "demo", "--config", write(t / "c.json", '{"n_clusters": 5, "rounds": "two"}')],
+                               ["--config", "wrong type"]),
+    "config file without K": (lambda t, m, r: ["run", "demo", "--config", write(t / "c.toml", 'rounds = 2')],
+                              ["-k/--clusters", "no n_clusters"]),
+    "config file bad value": (lambda t, m, r: ["run", "demo", "--config", write(t / "c.toml", 'n_clusters = 5\nmethod = "magic"')],
+                              ["--method", "'magic'"]),
     # models
     "unknown embedder": (lambda t, m, r: ["baseline", "demo", "-k", "5", "--embedder", "nobody/no-such-model-xyz",
                                           "-o", str(t / "out"), *SMALL], ["nobody/no-such-model-xyz"]),

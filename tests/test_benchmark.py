@@ -344,7 +344,10 @@ def test_smoke_tier_end_to_end_and_resume(tmp_path):
     detail = by[("full", 0)]["rounds_detail"]
     assert [d["round"] for d in detail] == [1, 2] and 0 < detail[0]["distinct_pct"] <= 100
     assert detail[0]["interp_only_acc"] is not None
-    assert (out / "smoke" / "default" / "goemo" / "full-seed0" / "summary.json").is_file()
+    cell = out / "smoke" / "default" / "goemo" / "full-seed0"
+    assert (cell / "summary.json").is_file()
+    # the cell ran from the config file the bench wrote for it, and kept exactly those settings
+    assert json.loads((cell / "config.json").read_text()) == json.loads(cell.with_name("full-seed0.config.json").read_text())
     report = (out / "smoke.md").read_text()
     assert "| goemo |" in report and "full beats kmeans on" in report
 

@@ -89,19 +89,21 @@ def test_resume_after_interruption_gives_the_same_clusters(full_run, tmp_path, m
 
     config = CoEvoConfig.from_dict(json.loads((full_run / "config.json").read_text()))
     corpus = _load("demo", "text", "label", None, 40, 0)
-    original = CoEvolution._contrastive
+    from coevo.steps import Contrastive
 
-    def crash_in_round_2(self, r):
+    original = Contrastive.run
+
+    def crash_in_round_2(self, ctx, r):
         if r == 2:
             raise KeyboardInterrupt
-        return original(self, r)
+        return original(self, ctx, r)
 
-    monkeypatch.setattr(CoEvolution, "_contrastive", crash_in_round_2)
+    monkeypatch.setattr(Contrastive, "run", crash_in_round_2)
     with pytest.raises(KeyboardInterrupt):
         CoEvolution(config, run_dir=tmp_path / "run", progress=False).fit(corpus.texts, corpus.labels)
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert "round2/select" in state["done"] and "round2/contrastive" not in state["done"]
-    monkeypatch.setattr(CoEvolution, "_contrastive", original)
+    monkeypatch.setattr(Contrastive, "run", original)
 
     result = coevo("run", "--resume", str(tmp_path / "run"), "-q")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -146,3 +148,17 @@ def test_every_ablation_runs(method, tmp_path, demo_corpus):
     assert trained_llm == (method == "random-select")
     assert trained_embedder == (method in ("contrastive-only", "random-select", "no-dpo"))
     assert len(model.history_) == (1 if method in ("kmeans", "expand") else 2)
+
+
+def test_a_config_file_gives_the_settings_and_options_on_the_command_line_override_it(tmp_path):
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"n_clusters": 4, "method": "expand", "kmeans_init": 2}))
+    small = ["--sample", "40", "-q", "--show", "0"]
+    result = coevo("run", "demo", "--config", str(settings), "--method", "kmeans", "-o", str(tmp_path / "run"), *small)
+    assert result.returncode == 0, result.stderr[-3000:]
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (stored["method"], stored["n_clusters"], stored["kmeans_init"]) == ("kmeans", 4, 2)
+    # a run folder's own config.json runs the same run again
+    result = coevo("run", "demo", "--config", str(tmp_path / "run" / "config.json"), "-o", str(tmp_path / "again"), *small)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "again" / "assignments.jsonl").read_bytes() == (tmp_path / "run" / "assignments.jsonl").read_bytes()

@@ -24,11 +24,11 @@ def test_shared_prefill_matches_plain_generate(interpreter):
     prompts = it.prompts(["my card never arrived", "how do i reset my password please", "cancel it"], "intent")
     enc = it.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
-        plain = it.model.generate(
+        plain = it.decoder.model.generate(
             input_ids=enc["input_ids"].repeat_interleave(2, 0), attention_mask=enc["attention_mask"].repeat_interleave(2, 0),
             do_sample=False, max_new_tokens=12, pad_token_id=it.tokenizer.pad_token_id,
         )
-    ours, produced = it._decode_batch(prompts, SamplingConfig(samples=2, temperature=0.0, max_new_tokens=12), seed=0)
+    ours, produced = it.decoder.decode(prompts, SamplingConfig(samples=2, temperature=0.0, max_new_tokens=12), seed=0)
     width = enc["input_ids"].shape[1]
     expected = it.tokenizer.batch_decode(plain[:, width:], skip_special_tokens=True)
     first_line = lambda text: text.split("\n", 1)[0]
@@ -41,10 +41,10 @@ def test_prefill_scores_no_prompt_position(interpreter):
     fills the cache (a prefill through the LM head cost 17 GB with a merged adapter)."""
     it = interpreter
     seen = []
-    hook = it.model.get_output_embeddings().register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    hook = it.decoder.model.get_output_embeddings().register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
     try:
         prompts = it.prompts(["my card never arrived", "how do i reset my password please"], "intent")
-        it._decode_batch(prompts, SamplingConfig(samples=2, temperature=0.0, max_new_tokens=3), seed=0)
+        it.decoder.decode(prompts, SamplingConfig(samples=2, temperature=0.0, max_new_tokens=3), seed=0)
     finally:
         hook.remove()
     # the first call is the first decode step (2 prompts x 2 samples rows), not a prefill of the 2 prompts
@@ -58,14 +58,14 @@ def test_samples_order_seed_and_cache(interpreter, monkeypatch):
     first = it.sample(it.prompts(texts, "intent"), sampling, progress=False)
     assert len(first) == 3 and all(len(a) == 3 for a in first)
     # a second call is served from the disk cache: the model is never called
-    monkeypatch.setattr(it, "_decode_batch", lambda *a, **k: pytest.fail("cache miss"))
+    monkeypatch.setattr(it.decoder, "decode", lambda *a, **k: pytest.fail("cache miss"))
     assert it.sample(it.prompts(texts, "intent"), sampling, progress=False) == first
 
 
 def test_input_order_survives_length_sorting(interpreter, monkeypatch):
     it = interpreter
     echo = lambda prompts, sampling, seed: ([[p] * sampling.samples for p in prompts], 0)
-    monkeypatch.setattr(it, "_decode_batch", echo)
+    monkeypatch.setattr(it.decoder, "decode", echo)
     prompts = ["a" * n for n in (5, 50, 1, 20, 9)]
     out = it.sample(prompts, SamplingConfig(samples=2, batch_size=2, seed=123456), progress=False)
     assert out == [[p, p] for p in prompts]

@@ -161,3 +161,21 @@ def test_a_cut_short_embedder_is_one_line_and_resume_redoes_it(full_run, tmp_pat
     assert result.returncode == 0, result.stderr[-2000:]
     assert "redoing round2/contrastive" in result.stderr
     assert coevo("predict", str(run), str(NEW_TEXTS), "-o", str(tmp_path / "p.jsonl"), "-q").returncode == 0
+
+
+@pytest.mark.slow
+def test_a_run_made_before_centres_were_stored_still_predicts(text_run, tmp_path):
+    """Older run folders have no centroids.npy/distances.npy: predict and the document table
+    recompute them from the final representation (each cluster's mean)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(text_run, run)
+    for name in ("centroids.npy", "distances.npy"):
+        (run / "round1" / name).unlink()
+    model = CoEvolution.load(run)
+    texts = [row["text"] for row in read_jsonl(run / "assignments.jsonl")]
+    agree = (model.predict(texts) == model.labels_).mean()
+    assert agree >= 0.95, f"{agree:.0%} of the training texts kept their cluster"
+    distances = model.document_info()["distance"]
+    assert len(distances) == 300 and (distances >= 0).all()

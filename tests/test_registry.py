@@ -88,3 +88,36 @@ def test_a_registered_clusterer_makes_the_clusters_and_predict_uses_its_centres(
         CLUSTERERS._factories.pop("round-robin", None)
     with pytest.raises(CoevoError, match="option --clusterer: 'round-robin' is not one of kmeans"):
         CoEvoConfig(n_clusters=4, clusterer="round-robin")
+
+
+class EchoDecoder:
+    """A toy decoder: answers name the prompt's length and the sample, whatever the prompt says."""
+
+    def __init__(self, llm, adapter_dir, *, cache_dir, device, dtype, trust_remote_code):
+        from coevo import models
+
+        self.tokenizer = models.load_tokenizer(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
+        self.calls = 0
+
+    def decode(self, prompts, sampling, seed):
+        self.calls += 1
+        return [[f"prompt of {len(p)} characters sample {j}" for j in range(sampling.samples)] for p in prompts], 7
+
+
+def test_a_registered_decoder_writes_the_interpretations(tmp_path):
+    from coevo.generation import Interpreter, SamplingConfig
+    from coevo.registry import DECODERS
+
+    DECODERS.register("echo", EchoDecoder)
+    try:
+        CoEvoConfig(n_clusters=3, generation_backend="echo")  # a registered name is a valid setting
+        it = Interpreter(TEST_LLM, backend="echo")
+        it.cache_root = tmp_path / "generations"
+        answers = it.interpret(["card lost", "refund please"], "intent", sampling=SamplingConfig(samples=3),
+                               progress=False)
+        assert [len(a) for a in answers] == [3, 3] and answers[0][2].endswith("sample 2")
+        assert it.backend == "echo" and it.decoder.calls == 1
+    finally:
+        DECODERS._factories.pop("echo", None)
+    with pytest.raises(CoevoError, match="option --generation-backend: 'echo' is not one of torch, vllm"):
+        CoEvoConfig(n_clusters=3, generation_backend="echo")

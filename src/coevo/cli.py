@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from .config import (METHOD, CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task,
-                     parse_n_clusters)
+                     check_n_clusters_option, parse_n_clusters, read_settings)
 from .errors import CoevoError
 from .export import ExportFormat, ExportTable
 
@@ -97,6 +97,7 @@ def _setting(name: str, *flags: str):
 
 @app.command()
 def run(
+    ctx: typer.Context,
     data: Optional[str] = typer.Argument(None, help=DATA_HELP, show_default=False),
     clusters: Optional[str] = typer.Option(None, "-k", "--clusters", metavar="K|auto", help=CLUSTERS_HELP,
                                            rich_help_panel=METHOD),
@@ -137,6 +138,10 @@ def run(
     kmeans_init: int = _setting("kmeans_init"),
     clusterer: str = _setting("clusterer"),
     seed: int = _setting("seed"),
+    config_file: Optional[Path] = typer.Option(None, "--config", metavar="FILE", rich_help_panel=METHOD,
+                                               help="Settings from a file: a run folder's config.json, or a JSON or TOML "
+                                               "table of the setting names (n_clusters, method, rounds, ...). Options "
+                                               "given on the command line override it."),
     sample: Optional[int] = typer.Option(None, help="Cluster a stratified sample of this many texts (every class kept).",
                                          rich_help_panel=INPUT),
     text_field: str = typer.Option("text", help="Field (JSONL) or column (CSV/TSV) holding the text.", rich_help_panel=INPUT),
@@ -164,17 +169,34 @@ def run(
         return
     if data is None:
         raise CoevoError("give the DATA to cluster (a file, a dataset name or 'demo'), or --resume RUN_DIR")
-    if clusters is None:
-        raise CoevoError("option -k/--clusters is required: the number of clusters, or 'auto'")
-    k = parse_n_clusters(clusters)
-    config = CoEvoConfig(n_clusters=k, **settings)
-    corpus = _load(data, text_field, label_field, format, sample, seed)
-    check_n_clusters(corpus, k)
-    run_dir = out or _default_out(data, method, seed)
+    config = _run_config(ctx, settings, clusters, config_file)
+    corpus = _load(data, text_field, label_field, format, sample, config.seed)
+    check_n_clusters(corpus, config.n_clusters)
+    run_dir = out or _default_out(data, config.method, config.seed)
     if not quiet:
         typer.echo(f"{corpus.summary()}; run folder {run_dir}", err=True)
     model = CoEvolution(config, run_dir=run_dir, progress=not quiet).fit(corpus.texts, corpus.labels)
     _report(model, corpus.summary(), show)
+
+
+def _run_config(ctx: typer.Context, settings: dict, clusters: Optional[str], config_file: Optional[Path]) -> CoEvoConfig:
+    """The run's settings: the --config file's, then every option given on the command line over them."""
+    if config_file is not None:
+        # by the source's name: typer ships its own copy of click, whose enum is not click's
+        given = {name: value for name, value in settings.items()
+                 if getattr(ctx.get_parameter_source(name), "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP")}
+        settings = {**read_settings(config_file), **given}
+    k = settings.pop("n_clusters", None)
+    if clusters is not None:
+        k = parse_n_clusters(clusters)
+    if k is None:
+        raise CoevoError("option -k/--clusters is required: the number of clusters, or 'auto'"
+                         + (f" (the --config file {config_file} has no n_clusters)" if config_file else ""))
+    check_n_clusters_option(k)
+    try:
+        return CoEvoConfig(n_clusters=k, **settings)
+    except (TypeError, ValueError) as error:  # a file's value of the wrong type, e.g. "two" for rounds
+        raise CoevoError(f"option --config {config_file}: a setting has a value of the wrong type ({error})") from None
 
 
 @app.command()

@@ -15,6 +15,7 @@ import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, get_args
 
 from .errors import CoevoError
@@ -30,7 +31,6 @@ ContrastiveLoss = Literal["mnrl", "gist"]
 TASKS: tuple[str, ...] = get_args(Task)
 METHODS: tuple[str, ...] = get_args(Method)
 REPRESENTS: tuple[str, ...] = get_args(Represent)
-GENERATION_BACKENDS: tuple[str, ...] = get_args(GenerationBackend)
 CONTRASTIVE_LOSSES: tuple[str, ...] = get_args(ContrastiveLoss)
 
 AUTO_K = "auto"
@@ -77,7 +77,8 @@ class CoEvoConfig:
     max_new_tokens: int = setting(20, "Longest interpretation, in tokens.", GENERATION)
     generation_batch_size: int = setting(64, "Texts per decode batch (x samples sequences decoded together).",
                                          GENERATION)
-    generation_backend: str = setting("auto", "Decoder (auto = vLLM on a CUDA GPU when installed, else torch).",
+    generation_backend: str = setting("auto", "Decoder: torch, vllm or one registered in coevo.registry.DECODERS "
+                                      "(auto = vLLM on a CUDA GPU when installed, else torch).",
                                       GENERATION)
     # density and selection
     density: str = setting("posterior", "Density score of an interpretation.", SELECTION)
@@ -138,7 +139,10 @@ class CoEvoConfig:
 
         CLUSTERERS.check(self.clusterer)
         _choice("represent", self.represent, REPRESENTS)
-        _choice("generation-backend", self.generation_backend, GENERATION_BACKENDS)
+        if self.generation_backend != "auto":
+            from .registry import DECODERS
+
+            DECODERS.check(self.generation_backend)
         _choice("contrastive-loss", self.contrastive_loss, CONTRASTIVE_LOSSES)
         check_n_clusters_option(self.n_clusters)
         if self.n_clusters != AUTO_K:  # a numpy integer (len of a label set, say) is stored as the JSON int it is
@@ -201,6 +205,33 @@ class CoEvoConfig:
 
     def replace(self, **changes) -> "CoEvoConfig":
         return dataclasses.replace(self, **changes)
+
+
+def read_settings(path: str | Path) -> dict:
+    """Settings from a file for ``coevo run --config``: a JSON object (a run folder's ``config.json`` is one)
+    or a TOML table, of ``CoEvoConfig`` fields. Checked here for names only; values are checked by
+    ``CoEvoConfig`` when the run's config is built."""
+    import json
+    import tomllib
+
+    path = Path(path)
+    where = f"option --config {path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise CoevoError(f"{where}: cannot read it ({error.strerror or error}); give a JSON or TOML file of settings") from None
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (ValueError, UnicodeDecodeError) as error:
+        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+        raise CoevoError(f"{where}: not valid {kind} ({error})") from None
+    if not isinstance(data, dict):
+        raise CoevoError(f"{where}: must hold an object of settings, e.g. {{\"method\": \"full\", \"rounds\": 2}}")
+    known = {f.name for f in dataclasses.fields(CoEvoConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise CoevoError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return data
 
 
 def check_n_clusters_option(value) -> None:

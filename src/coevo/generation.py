@@ -16,7 +16,8 @@ rerun, or another method on the same data does not redo them.
 On a CUDA GPU with vLLM installed, decoding goes through vLLM instead (paged
 attention and continuous batching do the same three things, faster), with the
 round's LoRA adapter served by vLLM's LoRA support; the answers come back in
-the same form, cleaned and cached the same way. ``generation_backend`` picks it.
+the same form, cleaned and cached the same way. ``generation_backend`` picks it;
+both are ``registry.Decoder``s, and a user's own decoder can be registered beside them.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from transformers import DynamicCache
 
 from . import models
 from .atomic import atomic_write_json, read_json
-from .config import GENERATION_BACKENDS, CoEvoConfig
+from .config import CoEvoConfig
 from .errors import CoevoError
+from .registry import DECODERS, Decoder
 from .prompts import MAX_TEXT_TOKENS, chat_messages, clean_interpretation, cut_texts, is_degenerate, system_prompt
 
 
@@ -53,9 +55,10 @@ class SamplingConfig:
 
 def generation_backend(requested: str = "auto") -> str:
     """The decoder to use: vLLM when asked for, or (``auto``) when it is installed
-    and a CUDA GPU is present; our own torch decode loop otherwise."""
-    if requested not in GENERATION_BACKENDS:
-        raise CoevoError(f"option --generation-backend: {requested!r} is not one of {', '.join(GENERATION_BACKENDS)}")
+    and a CUDA GPU is present; our own torch decode loop otherwise. Any other name
+    must be registered in ``registry.DECODERS``."""
+    if requested != "auto":
+        DECODERS.check(requested)
     has_vllm = importlib.util.find_spec("vllm") is not None
     if requested == "vllm":
         if not has_vllm:
@@ -65,9 +68,9 @@ def generation_backend(requested: str = "auto") -> str:
             raise CoevoError("option --generation-backend vllm: vLLM needs a CUDA GPU and none is visible; "
                              "use --generation-backend torch")
         return "vllm"
-    if requested == "auto" and has_vllm and torch.cuda.is_available():
-        return "vllm"
-    return "torch"
+    if requested == "auto":
+        return "vllm" if has_vllm and torch.cuda.is_available() else "torch"
+    return requested
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
@@ -106,8 +109,9 @@ def _newline_token_ids(tokenizer) -> torch.Tensor:
 class Interpreter:
     """One LLM (a base model, optionally with a LoRA adapter) that interprets texts.
 
-    The adapter is merged into a fresh copy of the base weights at load time,
-    so decoding runs at the speed of the plain model.
+    Prompting, cleaning, resampling and the on-disk cache are the same for every
+    decoder; the decoder (``registry.DECODERS``, chosen by ``backend``) only turns
+    prompts into raw answers.
     """
 
     def __init__(
@@ -130,25 +134,9 @@ class Interpreter:
         self.cache_root = models.cache_root(cache_dir) / "generations"
         self.tokens_per_second: float | None = None
         self.shortened_texts = 0
-        if self.backend == "vllm":
-            self.tokenizer = models.load_tokenizer(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
-            self._vllm = VLLMDecoder(models.resolve_llm_path(llm, cache_dir), adapter_dir, self.dtype, trust_remote_code)
-            return
-        model, tokenizer = models.load_llm(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
-        if adapter_dir is not None:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-        self.model = model.to(device=self.device, dtype=self.dtype).eval()
-        self.tokenizer = tokenizer
-        self._stop_ids = torch.cat([_newline_token_ids(tokenizer), _end_token_ids(self.model, tokenizer)]).unique().to(self.device)
-        # The prefill only fills the cache, so it runs the decoder stack without the LM head:
-        # scoring every prompt position over the whole vocabulary would cost gigabytes (64 prompts
-        # of 150 tokens x 152k words). Keeping only the last position (logits_to_keep=1) is not
-        # enough: that position is a strided view, and for weights that do not require grad (as
-        # after merging a LoRA adapter) torch's matmul then runs it as a bmm over a copy of the
-        # LM head per prompt, 17 GB and 4x the time for 64 prompts with Qwen's 152k vocabulary.
-        self._backbone = self.model.get_decoder()
+        self.decoder: Decoder = DECODERS.create(self.backend, llm, adapter_dir, cache_dir=cache_dir, device=self.device,
+                                                dtype=self.dtype, trust_remote_code=trust_remote_code)
+        self.tokenizer = self.decoder.tokenizer
 
     def prompts(self, texts: list[str], task: str, instruction: str | None = None) -> list[str]:
         return [
@@ -204,8 +192,7 @@ class Interpreter:
             key = self._cache_key(batch_prompts, sampling)
             answers = self._cached(key)
             if answers is None:
-                decode = self._vllm.decode if self.backend == "vllm" else self._decode_batch
-                answers, produced = decode(batch_prompts, sampling, seed=int(key[:8], 16))
+                answers, produced = self.decoder.decode(batch_prompts, sampling, seed=int(key[:8], 16))
                 new_tokens += produced
                 atomic_write_json(self._cache_path(key), {"answers": answers})
             for i, text_answers in zip(batch, answers):
@@ -218,8 +205,57 @@ class Interpreter:
         bar.close()
         return results  # type: ignore[return-value]
 
+    def _cache_key(self, prompts: list[str], sampling: SamplingConfig) -> str:
+        """The batch's cache entry and also its sampler's seed, so it must not change with the
+        cache folder or the machine, or a rerun from an empty cache would draw other answers
+        (models.model_fingerprint says what it hashes)."""
+        fields = {"model": self.fingerprint, "dtype": str(self.dtype), "sampling": asdict(sampling), "prompts": prompts}
+        if self.backend != "torch":  # another sampler draws other answers from the same seed
+            fields["backend"] = self.backend
+        payload = json.dumps(fields)
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+    def _cache_path(self, key: str) -> Path:
+        return self.cache_root / key[:2] / f"{key}.json"
+
+    def _cached(self, key: str) -> list[list[str]] | None:
+        path = self._cache_path(key)
+        if not path.exists():
+            return None
+        try:
+            return read_json(path)["answers"]
+        except (OSError, ValueError, KeyError):
+            return None  # a damaged entry is simply regenerated
+
+
+class TorchDecoder:
+    """Our own decode loop over the model's forward (the module docstring says why).
+
+    The adapter is merged into a fresh copy of the base weights at load time,
+    so decoding runs at the speed of the plain model.
+    """
+
+    def __init__(self, llm: str, adapter_dir: str | Path | None, *, cache_dir: str | None, device: torch.device,
+                 dtype: torch.dtype, trust_remote_code: bool):
+        model, tokenizer = models.load_llm(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+        self.device = device
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self.tokenizer = tokenizer
+        self.stop_ids = torch.cat([_newline_token_ids(tokenizer), _end_token_ids(self.model, tokenizer)]).unique().to(device)
+        # The prefill only fills the cache, so it runs the decoder stack without the LM head:
+        # scoring every prompt position over the whole vocabulary would cost gigabytes (64 prompts
+        # of 150 tokens x 152k words). Keeping only the last position (logits_to_keep=1) is not
+        # enough: that position is a strided view, and for weights that do not require grad (as
+        # after merging a LoRA adapter) torch's matmul then runs it as a bmm over a copy of the
+        # LM head per prompt, 17 GB and 4x the time for 64 prompts with Qwen's 152k vocabulary.
+        self._backbone = self.model.get_decoder()
+
     @torch.no_grad()
-    def _decode_batch(self, prompts: list[str], sampling: SamplingConfig, seed: int) -> tuple[list[list[str]], int]:
+    def decode(self, prompts: list[str], sampling: SamplingConfig, seed: int) -> tuple[list[list[str]], int]:
         """Prefill each prompt once, copy its cache to its M samples, decode all rows together.
 
         Rows that have finished (line break or end of turn) are dropped from the
@@ -248,7 +284,7 @@ class Interpreter:
             token = _sample(logits, sampling.temperature, sampling.top_p, generator)
             for row, tok in zip(active.tolist(), token.tolist()):
                 answers[row].append(tok)
-            finished = torch.isin(token, self._stop_ids)
+            finished = torch.isin(token, self.stop_ids)
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             position = position + 1
             if bool(finished.all()):
@@ -261,28 +297,6 @@ class Interpreter:
         texts = self.tokenizer.batch_decode(answers, skip_special_tokens=True)
         return [texts[j * m : (j + 1) * m] for j in range(len(prompts))], produced
 
-    def _cache_key(self, prompts: list[str], sampling: SamplingConfig) -> str:
-        """The batch's cache entry and also its sampler's seed, so it must not change with the
-        cache folder or the machine, or a rerun from an empty cache would draw other answers
-        (models.model_fingerprint says what it hashes)."""
-        fields = {"model": self.fingerprint, "dtype": str(self.dtype), "sampling": asdict(sampling), "prompts": prompts}
-        if self.backend != "torch":  # another sampler draws other answers from the same seed
-            fields["backend"] = self.backend
-        payload = json.dumps(fields)
-        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-    def _cache_path(self, key: str) -> Path:
-        return self.cache_root / key[:2] / f"{key}.json"
-
-    def _cached(self, key: str) -> list[list[str]] | None:
-        path = self._cache_path(key)
-        if not path.exists():
-            return None
-        try:
-            return read_json(path)["answers"]
-        except (OSError, ValueError, KeyError):
-            return None  # a damaged entry is simply regenerated
-
 
 class VLLMDecoder:
     """Decoding through vLLM, with the round's LoRA adapter served as a LoRA request.
@@ -293,10 +307,11 @@ class VLLMDecoder:
     embedding model and the trainers share it within a run.
     """
 
-    def __init__(self, model_path: str, adapter_dir: str | Path | None, dtype: torch.dtype, trust_remote_code: bool,
-                 gpu_memory_utilization: float = 0.5):
+    def __init__(self, llm: str, adapter_dir: str | Path | None, *, cache_dir: str | None, device: torch.device,
+                 dtype: torch.dtype, trust_remote_code: bool, gpu_memory_utilization: float = 0.5):
         from vllm import LLM
 
+        self.tokenizer = models.load_tokenizer(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
         self.lora = None
         lora_rank = None
         if adapter_dir is not None:
@@ -305,7 +320,7 @@ class VLLMDecoder:
             lora_rank = int(read_json(Path(adapter_dir) / "adapter_config.json")["r"])
             self.lora = LoRARequest("round-adapter", 1, str(adapter_dir))
         self.llm = LLM(
-            model=model_path, dtype=str(dtype).replace("torch.", ""), trust_remote_code=trust_remote_code,
+            model=models.resolve_llm_path(llm, cache_dir), dtype=str(dtype).replace("torch.", ""), trust_remote_code=trust_remote_code,
             enable_lora=adapter_dir is not None, max_lora_rank=max(lora_rank or 16, 16),
             gpu_memory_utilization=gpu_memory_utilization,
         )

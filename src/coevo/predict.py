@@ -124,7 +124,7 @@ class Predictor:
         cfg = self.config
         if not texts:
             return []
-        return self.interpreter.interpret(texts, cfg.task, cfg.instruction, self.model._sampling(), progress=self.progress)
+        return self.interpreter.interpret(texts, cfg.task, cfg.instruction, self.model.context_.sampling(), progress=self.progress)
 
     @property
     def embedder(self):
@@ -132,7 +132,7 @@ class Predictor:
             folder = self.model.folder_.embedder_folder(self.last)
             if folder is not None:
                 self._check(folder)
-            self._embedder = self.model._embedder(self.last)
+            self._embedder = self.model.context_.embedder(self.last)
         return self._embedder
 
     def _check(self, folder: Path, required: str | None = None) -> None:
@@ -163,7 +163,7 @@ class Predictor:
         path = self.model.folder_.round(self.last) / CENTERS
         if path.is_file():
             return read_npy(path)
-        z, _ = self.model._representation(self.last)
+        z = self.model.context_.representation(self.last).z
         labels = np.asarray(self.model.labels_)
         k = int(labels.max()) + 1
         sums = np.zeros((k, z.shape[1]), dtype=np.float64)
@@ -195,7 +195,7 @@ def fitted_distances(model: CoEvolution) -> np.ndarray:
     path = model.folder_.round(model.config.effective_rounds) / DISTANCES
     if path.is_file():
         return read_npy(path)
-    z, _ = model._representation(model.config.effective_rounds)
+    z = model.context_.representation(model.config.effective_rounds).z
     centers = model._predictor().centers
     return np.linalg.norm(z - centers[np.asarray(model.labels_)], axis=1).astype(np.float32)
 

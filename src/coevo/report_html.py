@@ -90,7 +90,8 @@ def _map(model: CoEvolution, names: dict[int, str]) -> go.Figure:
     import pandas as pd
     import plotly.express as px
 
-    z, _, weight = model._representation(model.config.effective_rounds)
+    rep = model.context_.representation(model.config.effective_rounds)
+    z, weight = rep.z, rep.weight
     shown = np.arange(len(z))
     if len(z) > MAP_POINTS:
         shown = np.sort(np.random.default_rng(model.config.seed).choice(len(z), MAP_POINTS, replace=False))

@@ -59,14 +59,17 @@ class Unit:
         return CoEvoConfig(n_clusters=self.k, task=self.task, method=self.method, seed=self.seed,
                            **self.variant.settings).to_dict()
 
+    @property
+    def config_file(self) -> Path:
+        """The cell's settings, written beside its run folder before the run: ``coevo run --config`` reads them,
+        so the run gets exactly the config its records are later checked against."""
+        return self.run_dir.with_name(self.run_dir.name + ".config.json")
+
     def run_command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "coevo.cli", "run", str(self.data_file), "-k", str(self.k), "--task", self.task,
-               "--method", self.method, "--seed", str(self.seed), "-o", str(self.run_dir), "-q"]
+        cmd = [sys.executable, "-m", "coevo.cli", "run", str(self.data_file), "--config", str(self.config_file),
+               "-o", str(self.run_dir), "-q"]
         if self.sample is not None:
             cmd += ["--sample", str(self.sample)]
-        for name, value in self.variant.settings.items():
-            flag = "--" + name.replace("_", "-")
-            cmd += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]
         return cmd
 
     def label(self) -> str:
@@ -266,6 +269,7 @@ def _finished_run(unit: Unit, log, head: str) -> tuple[dict | None, float | None
         cmd = [sys.executable, "-m", "coevo.cli", "run", "--resume", str(unit.run_dir), "-q"]
     else:
         log(f"{head} · seed {unit.seed}: running")
+        atomic_write_json(unit.config_file, unit.expected_config())
         cmd = unit.run_command()
     rc, wall, _, error = _call(cmd, unit.run_dir.with_name(unit.run_dir.name + ".log"))
     if rc != 0:

@@ -1,0 +1,110 @@
+"""The steps as objects: which steps each method makes (``plan``), and steps run on their own
+against a context whose embedder is a stand-in, so no model is loaded."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from coevo.atomic import atomic_write_jsonl, read_json, read_jsonl
+from coevo.config import CoEvoConfig
+from coevo.run_folder import STEPS, RunFolder
+from coevo.steps import ROUND_STEPS, Cluster, RunContext, Select, plan
+
+
+class WordEmbedder:
+    """Hashed bag of words: texts that share words get near vectors. Enough for KMeans and density."""
+
+    max_seq_length = 256
+    dim = 64
+
+    def get_embedding_dimension(self) -> int:
+        return self.dim
+
+    def encode(self, texts, *, batch_size=32, show_progress_bar=False, convert_to_numpy=True, normalize_embeddings=True):
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, int(hashlib.sha256(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+class StandInContext(RunContext):
+    def embedder(self, r: int):
+        return WordEmbedder()
+
+
+TEXTS = [f"card payment declined at shop {i}" for i in range(6)] + [f"flight booking to city {i} tomorrow" for i in range(6)]
+GOLD = ["card"] * 6 + ["travel"] * 6
+ANSWERS = [["card payment problem", "card declined", "payment failed", "weather today"] for _ in range(6)] + \
+          [["flight booking", "book a flight", "travel plans", "card payment"] for _ in range(6)]
+
+
+def _context(tmp_path, method: str = "full") -> StandInContext:
+    folder = RunFolder(tmp_path)
+    folder.round(1).mkdir(parents=True)
+    atomic_write_jsonl(folder.round(1) / "interpretations.jsonl",
+                       [{"index": i, "interpretations": ys} for i, ys in enumerate(ANSWERS)])
+    config = CoEvoConfig(n_clusters=2, method=method, rounds=2, kmeans_init=3, max_pairs=4)
+    return StandInContext(config, folder, TEXTS, GOLD, progress=False)
+
+
+def _names(config: CoEvoConfig) -> list[str]:
+    return [f"{r}/{step.name}" for r, step in plan(config)]
+
+
+def test_round_steps_are_the_run_folders_steps_in_order():
+    assert tuple(step.name for step in ROUND_STEPS) == STEPS
+
+
+@pytest.mark.parametrize("method, expected", [
+    ("kmeans", ["1/cluster"]),
+    ("expand", ["1/generate", "1/cluster"]),
+    ("no-dpo", ["1/generate", "1/select", "1/contrastive", "1/cluster", "2/generate", "2/select", "2/contrastive",
+                "2/cluster", "3/generate", "3/select", "3/contrastive", "3/cluster"]),
+    ("full", ["1/generate", "1/select", "1/dpo", "1/contrastive", "1/cluster", "2/generate", "2/select", "2/dpo",
+              "2/contrastive", "2/cluster", "3/generate", "3/select", "3/contrastive", "3/cluster"]),
+])
+def test_plan_follows_the_method_table(method, expected):
+    """The table in ``steps``' docstring: DPO never in the last round, nothing trained for kmeans/expand."""
+    assert _names(CoEvoConfig(n_clusters=5, method=method, rounds=3)) == expected
+
+
+def test_auto_k_comes_first_as_round_zero():
+    names = _names(CoEvoConfig(n_clusters="auto", method="no-dpo", rounds=1))
+    assert names == ["0/auto_k", "1/generate", "1/select", "1/contrastive", "1/cluster"]
+
+
+def test_select_step_writes_pairs_that_prefer_the_dense_answers(tmp_path):
+    ctx = _context(tmp_path)
+    Select().run(ctx, 1)
+    info = read_json(ctx.folder.round(1) / "select.json")
+    positives = read_jsonl(ctx.folder.round(1) / "positives.jsonl")
+    pairs = read_jsonl(ctx.folder.round(1) / "pairs.jsonl")
+    assert info["n_positives"] == len(positives) == len(TEXTS)
+    assert 0 < len(pairs) <= 4 and all(p["chosen"] != p["rejected"] for p in pairs)
+    assert all(p["chosen_score"] >= p["rejected_score"] for p in pairs)
+    # the odd answer out of each card text ("weather today") is never the one chosen
+    assert not any(p["chosen"] == "weather today" for p in positives)
+    assert "interp_only" in info  # gold labels were given, so the step reports them
+
+
+def test_cluster_step_writes_assignments_centres_and_metrics(tmp_path):
+    ctx = _context(tmp_path, method="expand")
+    Cluster().run(ctx, 1)
+    info = read_json(ctx.folder.round(1) / "cluster.json")
+    rows = read_jsonl(ctx.folder.round(1) / "assignments.jsonl")
+    assert [row["text"] for row in rows] == TEXTS and all(row["interpretations"] for row in rows)
+    assert info["metrics"]["acc"] == 100.0  # two word-disjoint groups
+    assert info["interp_weight"] == ctx.config.interp_weight
+    assert (ctx.folder.round(1) / "centroids.npy").is_file()
+
+
+def test_a_context_without_gold_labels_reports_no_metrics(tmp_path):
+    ctx = _context(tmp_path, method="expand")
+    ctx.gold = None
+    Cluster().run(ctx, 1)
+    assert "metrics" not in read_json(ctx.folder.round(1) / "cluster.json")
+    assert all("label" not in row for row in read_jsonl(ctx.folder.round(1) / "assignments.jsonl"))
