@@ -13,6 +13,10 @@ clusters (seeded) so a person can judge the names themselves. Written to
 docs/results/names.{json,md}, with the 14 ClusterLLM datasets listed whether or not
 they have run yet, and for each the run folder, settings and commit the names came from.
 
+A dataset that the previous names.json scored, but whose run folder is not under the runs root
+any more (run folders live in a bench worktree that a later session may not have), is kept as
+it was scored, marked with that file's commit, so the table grows as cells finish.
+
 The threshold is chosen on hand-made pairs (``CALIBRATION``, shown in the report
 with their similarities), and the rates are given at several thresholds so the
 choice is visible.
@@ -361,9 +365,12 @@ def render(report: dict) -> str:
         bench = run["bench"]
         commit = f"`{bench['commit']}`" if bench.get("commit") else f"not recorded: {bench.get('note')}"
         named_by = (run.get("named_by") or {}).get("llm") or "keywords"
+        kept = r.get("kept")
+        recorded = (bench.get("date") or "-")[:16] + (
+            f" (scored by names.json at `{kept['names_json_commit']}`; its folder is gone)" if kept else "")
         lines.append(f"| {r['dataset']} | `{bench.get('cell') or run['run_dir']}` | {c['method']} | {named_by} | "
                      f"{c['embedder']} | {c['seed']} | {run['rounds_run']} | {c['n_clusters']} | {run['n_texts']} | {scores} | "
-                     f"{commit} | {(bench.get('date') or '-')[:16]} |")
+                     f"{commit} | {recorded} |")
     lines += ["", f"## {EXAMPLES} random clusters per dataset", "",
               f"Drawn with `random.Random({s['seed']})` from each run's clusters, shown by similarity (highest first). "
               "`nearest label` is given where it is not the majority label.", ""]
@@ -386,6 +393,31 @@ def render(report: dict) -> str:
 
 
 # ------------------------------------------------------------------ main
+
+
+def kept_from_before(path: Path, runs: dict, embedder: str, args, missing: dict) -> list[dict]:
+    """Datasets the previous names.json scored whose run folders are gone now (a run folder lives in
+    a worktree that a later session may not have): kept as they were scored, marked with the commit
+    of that file, so that re-running the script on new cells extends the table instead of shrinking it.
+    Kept only when they were scored the same way (embedder, threshold, seed, method)."""
+    if not path.is_file():
+        return []
+    try:
+        before = read_json(path, dict)
+    except CoevoError:
+        return []
+    same = before.get("settings", {})
+    if (same.get("embedder"), same.get("threshold"), same.get("seed"), same.get("method")) != \
+            (embedder, args.threshold, args.seed, args.method):
+        return []
+    kept = []
+    for result in before.get("datasets", []):
+        if result.get("dataset") in runs:
+            continue
+        result.setdefault("kept", {"names_json_commit": before.get("commit"), "names_json_date": before.get("date")})
+        missing.pop(result["dataset"], None)
+        kept.append(result)
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -452,6 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{m['mean_similarity']:.2f}, nearest = majority {_pct(m['nearest_is_majority'])}; keyword names: "
             f"match@{args.threshold:g} {_pct(result['keyword_names']['match'])}"
             if result["scored"] else ", excluded (labels are codes)"), file=sys.stderr)
+    datasets += kept_from_before(args.results / "names.json", runs, embedder_name, args, missing) if not args.runs else []
     report = {
         **stamp(),
         "settings": {"embedder": embedder_name, "embedder_fingerprint": model_fingerprint(embedder_name),

@@ -80,3 +80,28 @@ def test_embeddings_match_a_synonym_and_not_an_unrelated_label():
     assert rows[1]["match"] and rows[1]["nearest_label"] == "gratitude"
     assert rows[2]["similarity"] < 0.3 and not rows[2]["match"]  # unrelated
     assert rows[2]["nearest_label"] == "card lost or stolen"
+
+
+def test_the_names_script_keeps_datasets_scored_before_whose_folders_are_gone(tmp_path):
+    """Re-running bench/names.py on new cells extends names.md; a dataset it cannot find now keeps its
+    earlier scores (marked with that file's commit), but only if they were scored the same way."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("names_script", Path(__file__).parents[1] / "bench" / "names.py")
+    names = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(names)
+    before = {"commit": "abc1234", "date": "2026-12-01 10:00 UTC",
+              "settings": {"embedder": "all-MiniLM-L6-v2", "threshold": 0.5, "seed": 0, "method": "full"},
+              "datasets": [{"dataset": "goemo", "summary": {}}, {"dataset": "fewnerd", "summary": {}}]}
+    path = tmp_path / "names.json"
+    path.write_text(json.dumps(before))
+    args = SimpleNamespace(threshold=0.5, seed=0, method="full")
+    missing = {"goemo": "not run yet", "bank77": "not run yet"}
+    kept = names.kept_from_before(path, {"fewnerd": {}}, "all-MiniLM-L6-v2", args, missing)
+    assert [r["dataset"] for r in kept] == ["goemo"] and kept[0]["kept"]["names_json_commit"] == "abc1234"
+    assert missing == {"bank77": "not run yet"}
+    other = SimpleNamespace(threshold=0.6, seed=0, method="full")
+    assert names.kept_from_before(path, {}, "all-MiniLM-L6-v2", other, {}) == []
