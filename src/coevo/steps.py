@@ -4,10 +4,11 @@ folder. The stages' algorithms live in their own modules (generation, density, s
 preference, contrastive, clustering); a step is the glue that feeds a stage what earlier steps
 wrote and records what it made, so ``--resume`` can start at any step.
 
-``RunContext`` is everything a step reads: the settings, the texts (and gold labels, used only to
-report metrics), the run folder and the models as each round left them. Steps keep no state of
-their own between calls; what they pass on goes through the folder. A step can therefore be run
-by a test against a context whose embedder or LLM is a stand-in.
+``RunContext`` is everything a step reads: the settings, the texts (and gold labels, used only
+to report metrics), the run folder and the models as each round left them. Steps keep no state
+of their own between calls; what they pass on goes through the folder. A step can therefore be
+run by a test against a context whose embedder or LLM is a stand-in. The step numbers in the
+docstrings are those of ``docs/method.md``.
 
 Which steps run depends on ``config.method`` (docs/method.md, baselines table):
 
@@ -187,7 +188,7 @@ class AutoK:
 
 
 class Generate:
-    """Step 1: M interpretations of every text, by the LLM as the last DPO step left it. A trained
+    """Step 1 of docs/method.md: M interpretations of every text, by the LLM as the last DPO step left it. A trained
     LLM whose answers degrade past the guard's limits is backed off (``guards``)."""
 
     name = "generate"
@@ -235,7 +236,7 @@ class Generate:
 
 
 class Select:
-    """Steps 2-3: score every interpretation by the embedding model's density (``density``) and
+    """Steps 2-4 of docs/method.md: embed, score every interpretation by the embedding model's density (``density``) and
     pick each text's chosen and rejected answers (``selection``): positives for the contrastive
     step, the widest margins as DPO pairs. The random-choice ablations score at random."""
 
@@ -281,7 +282,7 @@ class Select:
 
 
 class DPO:
-    """Step 4: the LLM learns the selected preferences (``preference``, TRL's DPO on a LoRA adapter).
+    """Step 5: the LLM learns the selected preferences (``preference``, TRL's DPO on a LoRA adapter).
     After a back-off the step is halved: learning rate down, beta up, by 2 per back-off."""
 
     name = "dpo"
@@ -321,7 +322,7 @@ class DPO:
 
 
 class Contrastive:
-    """Step 5: the embedding model learns each text's chosen interpretation as its positive
+    """Step 6: the embedding model learns each text's chosen interpretation as its positive
     (``contrastive``, sentence-transformers), starting from the previous round's embedder."""
 
     name = "contrastive"
@@ -354,7 +355,7 @@ class Contrastive:
 
 
 class Cluster:
-    """Step 6: cluster the round's representation (``clustering``) and describe each cluster."""
+    """Step 7: cluster the round's representation (``clustering``) and describe each cluster."""
 
     name = "cluster"
 
