@@ -6,7 +6,8 @@ and ablations on the 14 ClusterLLM datasets, mean and standard deviation over
 the peak memory beside every number. This module produces that table, and makes
 it cheap to produce again:
 
-* Each run is a subprocess (``python -m coevo.cli run ...``), so its peak
+* Each run is a subprocess (``python -m coevo.cli run DATA --config CELL.config.json``,
+  the cell's whole config written beside its run folder first), so its peak
   memory is its own and a crash costs one cell, not the bench.
 * It resumes. A cell whose record is in ``<tier>.json`` with the same options
   is not redone; a run folder with ``state.json`` but no ``summary.json`` is
