@@ -14,6 +14,7 @@ this checkout's virtual environment and the worktree's ``src`` first on the path
 Each commit gets an empty generation cache (``$COEVO_CACHE`` with the packaged models linked
 in), so the second commit decodes its interpretations itself instead of reading the first's.
 Runs share the machine with whatever else runs; their seconds say so, their bytes do not care.
+A part that finished (``<part>.seconds`` beside its outputs) is not run again when the script is.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from coevo.bench.results import repo_root, results_dir, stamp, today, write_results
+from coevo.bench.results import data_dir, repo_root, results_dir, stamp, today, write_results
 from coevo.models import cache_root
 
 DEMO = ["demo", "-k", "10", "--task", "intent", "--rounds", "2", "--max-pairs", "16"]
@@ -68,16 +69,28 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def timed(out: Path, name: str, args: list[str], tree: Path, cache: Path, log: Path) -> float:
+    """Run once: a finished part (its seconds recorded) is not run again when the script is re-run."""
+    done = out / f"{name}.seconds"
+    if done.is_file():
+        return float(done.read_text())
+    seconds = call(args, tree, cache, log)
+    done.write_text(f"{seconds}\n")
+    return seconds
+
+
 def run_commit(rev: str, work: Path, smoke: bool) -> dict:
     tree, commit = worktree(rev, work)
-    cache = fresh_cache(work, commit)
     out = work / f"out-{commit}"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    if not (out / "demo.seconds").is_file():  # a fresh start: empty cache, no earlier outputs
+        shutil.rmtree(out, ignore_errors=True)
+        fresh_cache(work, commit)
+    cache = work / f"cache-{commit}"
+    out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
     result: dict = {"commit": commit}
-    seconds = call(["run", *DEMO, "-o", str(out / "demo"), "-q", "--show", "0"], tree, cache, log)
     demo = out / "demo"
+    seconds = timed(out, "demo", ["run", *DEMO, "-o", str(demo), "-q", "--show", "0"], tree, cache, log)
     files = sorted(p.relative_to(demo).as_posix() for p in demo.glob("round*/interpretations.jsonl"))
     summary = json.loads((demo / "summary.json").read_text())
     result["demo"] = {"seconds": seconds, "assignments": digest(demo / "assignments.jsonl"),
@@ -85,8 +98,8 @@ def run_commit(rev: str, work: Path, smoke: bool) -> dict:
                       "acc": [r["metrics"]["acc"] for r in summary["rounds"]],
                       "names": [c["name"] for c in summary["clusters"]]}
     if smoke:
-        seconds = call(["bench", str(tree / "bench" / "configs" / "smoke.toml"), "--out-dir", str(out / "smoke")],
-                       tree, cache, log)
+        seconds = timed(out, "smoke", ["bench", str(tree / "bench" / "configs" / "smoke.toml"), "--data-dir",
+                                       str(data_dir()), "--out-dir", str(out / "smoke")], tree, cache, log)
         records = json.loads((out / "smoke" / "smoke.json").read_text())
         result["smoke"] = {"seconds": seconds, "cells": {f"{r['dataset']} {r['method']} seed {r['seed']}":
                                                          [r["acc"], r["nmi"], r["ari"]] for r in records}}

@@ -138,7 +138,8 @@ def test_dry_run_plans_every_cell_and_writes_nothing(tmp_path, data_dir):
     lines: list[str] = []
     outcome = run_bench(config, dry_run=True, out_dir=tmp_path / "out", log=lines.append)
     assert outcome.planned == 2 * 2 * 3 and outcome.ran == 0 and not (tmp_path / "out").exists()
-    assert any("--method full" in line and "-k 3" in line and "then recluster seeds 1, 2" in line for line in lines)
+    assert any("--config" in line and "full-seed0.config.json" in line and "then recluster seeds 1, 2" in line
+               for line in lines)
     only = run_bench(config, only=["goemo"], dry_run=True, out_dir=tmp_path / "out", log=lambda _: None)
     assert only.planned == 2 * 3
     with pytest.raises(CoevoError, match=r"option --only: 'reddit' is not a dataset"):
