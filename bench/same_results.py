@@ -45,13 +45,11 @@ def worktree(rev: str, work: Path) -> tuple[Path, str]:
     return path, commit
 
 
-def fresh_cache(work: Path, commit: str) -> Path:
+def fresh_cache(cache: Path) -> None:
     """An empty generation cache beside the models already assembled (they are sha256-checked anyway)."""
-    cache = work / f"cache-{commit}"
     shutil.rmtree(cache, ignore_errors=True)
     (cache / "generations").mkdir(parents=True)
     (cache / "models").symlink_to(cache_root() / "models")
-    return cache
 
 
 def call(args: list[str], tree: Path, cache: Path, log: Path) -> float:
@@ -81,11 +79,10 @@ def timed(out: Path, name: str, args: list[str], tree: Path, cache: Path, log: P
 
 def run_commit(rev: str, work: Path, smoke: bool) -> dict:
     tree, commit = worktree(rev, work)
-    out = work / f"out-{commit}"
+    out, cache = work / f"out-{commit}", work / f"cache-{commit}"
     if not (out / "demo.seconds").is_file():  # a fresh start: empty cache, no earlier outputs
         shutil.rmtree(out, ignore_errors=True)
-        fresh_cache(work, commit)
-    cache = work / f"cache-{commit}"
+        fresh_cache(cache)
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
     result: dict = {"commit": commit}

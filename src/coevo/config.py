@@ -197,10 +197,7 @@ class CoEvoConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "CoEvoConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CoevoError(f"config: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        _check_names(data, "config")
         return cls(**data)
 
     def replace(self, **changes) -> "CoEvoConfig":
@@ -227,11 +224,16 @@ def read_settings(path: str | Path) -> dict:
         raise CoevoError(f"{where}: not valid {kind} ({error})") from None
     if not isinstance(data, dict):
         raise CoevoError(f"{where}: must hold an object of settings, e.g. {{\"method\": \"full\", \"rounds\": 2}}")
+    _check_names(data, where)
+    return data
+
+
+def _check_names(data: dict, where: str) -> None:
+    """Every key a ``CoEvoConfig`` field: a typo stops with the known names, not a TypeError."""
     known = {f.name for f in dataclasses.fields(CoEvoConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise CoevoError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return data
 
 
 def check_n_clusters_option(value) -> None:
