@@ -17,6 +17,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from coevo import models
 from coevo.atomic import read_json
@@ -248,7 +249,7 @@ def test_kind_mismatch_and_passthrough():
 
 
 def test_model_fingerprint(tmp_path):
-    assert models.model_fingerprint("smollm2-135m-instruct") == "smollm2-135m-instruct-b179c9523d0e"
+    assert models.model_fingerprint("smollm2-135m-instruct") == "smollm2-135m-instruct-b179c9523d0e-bfloat16"
     assert models.model_fingerprint("org/some-model") == "org/some-model"
     folder = tmp_path / "trained"
     (folder / "1_Pooling").mkdir(parents=True)
@@ -287,6 +288,11 @@ def test_smollm2_loads_and_then_comes_from_cache(tmp_path, monkeypatch):
     folder = Path(models.resolve_llm_path("smollm2-135m-instruct", cache_dir=tmp_path))
     assert (folder / models.MARKER).is_file() and not list(folder.rglob("*.gguf"))
     assert "quantization_config" not in (folder / "config.json").read_text()
+    # stored in the dtype it computes in, and read back as stored unless asked otherwise
+    assert folder.name.endswith("-bfloat16")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    as_float32, _ = models.load_llm("smollm2-135m-instruct", cache_dir=tmp_path, dtype=torch.float32)
+    assert {p.dtype for p in as_float32.parameters()} == {torch.float32}
 
     def no_gguf(*args):
         raise AssertionError("a cached model must not read the GGUF again")

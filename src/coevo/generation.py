@@ -231,19 +231,20 @@ class Interpreter:
 class TorchDecoder:
     """Our own decode loop over the model's forward (the module docstring says why).
 
-    The adapter is merged into a fresh copy of the base weights at load time,
-    so decoding runs at the speed of the plain model.
+    The weights are loaded in the dtype decoding computes in and the adapter is
+    merged into them at load time (PEFT's merge, in that dtype), so decoding runs at
+    the speed and in the memory of the plain model.
     """
 
     def __init__(self, llm: str, adapter_dir: str | Path | None, *, cache_dir: str | None, device: torch.device,
                  dtype: torch.dtype, trust_remote_code: bool):
-        model, tokenizer = models.load_llm(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
+        model, tokenizer = models.load_llm(llm, cache_dir=cache_dir, dtype=dtype, trust_remote_code=trust_remote_code)
         if adapter_dir is not None:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
         self.device = device
-        self.model = model.to(device=device, dtype=dtype).eval()
+        self.model = model.to(device=device).eval()
         self.tokenizer = tokenizer
         self.stop_ids = torch.cat([_newline_token_ids(tokenizer), _end_token_ids(self.model, tokenizer)]).unique().to(device)
         # The prefill only fills the cache, so it runs the decoder stack without the LM head:

@@ -3,12 +3,17 @@
 LoRA (PEFT) on all linear layers; the adapter of the previous round carries
 over and keeps training; the reference is always the base model without any
 adapter, so every round is anchored to the original LLM and drift cannot
-compound. The weights and the LoRA update are fp32 (a model loaded in bf16
-barely moved the DPO loss here); the matrix products run in bf16 under autocast
-where the hardware multiplies bf16 natively, as TRL's own defaults do. On these
-CPU cores that cut the time per pair by about 1.9x at equal reward accuracy,
-though it moved the reward margin somewhat less per epoch than fp32
-(docs/results/speed.md, DPO).
+compound. That reference is the trained model itself with its adapter switched
+off (TRL's way for a new adapter); the previous round's adapter is loaded into
+the new one's weights, so no second copy of the LLM is held.
+
+The matrix products run in bf16 under autocast where the hardware multiplies
+bf16 natively, as TRL's own defaults do (on these CPU cores about 1.9x faster per
+pair than fp32 at equal reward accuracy, docs/results/speed.md, DPO). The frozen
+weights that LoRA wraps are then kept in bf16 as stored, so autocast does not cast
+them at every forward and they take half the memory; the LoRA update, the
+embeddings and the norms stay fp32, so the residual stream and the optimiser's
+small steps keep full precision (a model wholly in bf16 barely moved the loss).
 
 The loss is plain sigmoid DPO by default. docs/method.md saw plain DPO drift into
 echoing the input and added an NLL (SFT) term on the chosen answer; here the
@@ -128,28 +133,25 @@ def train_dpo(
     how many prompts ``fit_prompts`` had to shorten.
     """
     from datasets import Dataset
-    from peft import LoraConfig, PeftModel
+    from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
 
     output_dir = Path(output_dir)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(settings.seed)
-    model, tokenizer = models.load_llm(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
+    bf16 = autocast_bf16(settings, device)
+    model, tokenizer = models.load_llm(llm, cache_dir=cache_dir, dtype=torch.bfloat16 if bf16 else torch.float32,
+                                       trust_remote_code=trust_remote_code)
+    if bf16:
+        _float32_except_linear_layers(model)
     records, shortened = fit_prompts(records, tokenizer, settings.max_length)
-    ref_model, peft_config = None, None
-    if previous_adapter is not None:
-        model = PeftModel.from_pretrained(model, str(previous_adapter), is_trainable=True)
-        # Without an explicit reference TRL would copy the adapter as reference;
-        # we anchor to the base model instead (see module docstring).
-        ref_model, _ = models.load_llm(llm, cache_dir=cache_dir, trust_remote_code=trust_remote_code)
-    else:
-        peft_config = LoraConfig(
-            r=settings.lora_r,
-            lora_alpha=settings.lora_alpha,
-            lora_dropout=0.0,
-            target_modules="all-linear",
-            task_type="CAUSAL_LM",
-        )
+    peft_config = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
     args = DPOConfig(
         output_dir=str(output_dir / "_trainer"),
         per_device_train_batch_size=settings.batch_size,
@@ -167,7 +169,7 @@ def train_dpo(
         report_to=[],
         seed=settings.seed,
         data_seed=settings.seed,
-        bf16=autocast_bf16(settings, device),
+        bf16=bf16,
         use_cpu=device.type == "cpu",
         disable_tqdm=not progress,
         dataloader_num_workers=0,
@@ -179,12 +181,13 @@ def train_dpo(
     started = time.perf_counter()
     trainer = DPOTrainer(
         model=model,
-        ref_model=ref_model,
         args=args,
         train_dataset=Dataset.from_list(records),
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    if previous_adapter is not None:
+        _continue_adapter(trainer.model, Path(previous_adapter))
     if not progress:
         from transformers.trainer_callback import PrinterCallback
 
@@ -194,8 +197,40 @@ def train_dpo(
     seconds = time.perf_counter() - built
     trainer.model.save_pretrained(str(output_dir))
     history = [h for h in trainer.state.log_history if "loss" in h]
-    del trainer, model, ref_model
+    del trainer, model
     return {**_summarise(history, seconds, len(records), setup_seconds=built - started), "shortened_prompts": shortened}
+
+
+def _float32_except_linear_layers(model: torch.nn.Module) -> None:
+    """Up-cast every parameter but the weights of the linear layers LoRA wraps (loaded in bf16).
+
+    Those layers are frozen and autocast would cast them to bf16 at every forward anyway; the
+    embeddings (tied to the output layer in small models), norms and biases stay fp32 as in a
+    plain fp32 model, so the residual stream keeps its precision.
+    """
+    output = model.get_output_embeddings()
+    for module in model.modules():
+        wrapped = isinstance(module, torch.nn.Linear) and module is not output
+        for name, param in module.named_parameters(recurse=False):
+            if param.is_floating_point() and not (wrapped and name == "weight"):
+                param.data = param.data.float()
+
+
+def _continue_adapter(model, previous_adapter: Path) -> None:
+    """Load the previous round's adapter weights into the trainer's fresh adapter of the same shape.
+
+    Handing TRL a model that already carries an adapter would make it copy that adapter as the
+    reference; a fresh adapter keeps the reference what it should be, the base model, without
+    loading the LLM a second time.
+    """
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = load_file(str(previous_adapter / "adapter_model.safetensors"))
+    result = set_peft_model_state_dict(model, weights)
+    if result.unexpected_keys:
+        raise ValueError(f"{previous_adapter}: adapter weights that do not fit this round's LoRA settings: "
+                         f"{result.unexpected_keys[:3]}")
 
 
 def _summarise(history: list[dict], seconds: float, n_pairs: int, setup_seconds: float = 0.0) -> dict:
