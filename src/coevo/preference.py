@@ -223,11 +223,9 @@ def _continue_adapter(model, previous_adapter: Path) -> None:
     reference; a fresh adapter keeps the reference what it should be, the base model, without
     loading the LLM a second time.
     """
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
+    from peft.utils import load_peft_weights, set_peft_model_state_dict
 
-    weights = load_file(str(previous_adapter / "adapter_model.safetensors"))
-    result = set_peft_model_state_dict(model, weights)
+    result = set_peft_model_state_dict(model, load_peft_weights(str(previous_adapter)))
     if result.unexpected_keys:
         raise ValueError(f"{previous_adapter}: adapter weights that do not fit this round's LoRA settings: "
                          f"{result.unexpected_keys[:3]}")
