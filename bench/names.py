@@ -2,6 +2,7 @@
 
     python bench/names.py                                     # the cpu tier's `full` cells under bench/out/cpu
     python bench/names.py --runs-root /work/benchwt/bench/out/cpu
+    python bench/names.py --fallback-root bench/out/levers-cpu   # datasets the cpu tier lacks, from another tier
     python bench/names.py RUN_DIR [RUN_DIR ...] --results /tmp/names   # given run folders only
 
 For every finished run folder with cluster names and gold labels: each cluster's
@@ -395,6 +396,21 @@ def render(report: dict) -> str:
 # ------------------------------------------------------------------ main
 
 
+def _scored_datasets(path: Path, args) -> set[str]:
+    """The datasets a previous names.json scored the way this call scores (what ``kept_from_before`` keeps)."""
+    from coevo.config import CoEvoConfig
+
+    try:
+        before = read_json(path, dict) if path.is_file() else {}
+    except CoevoError:
+        return set()
+    same = before.get("settings", {})
+    if (same.get("embedder"), same.get("threshold"), same.get("seed"), same.get("method")) != \
+            (CoEvoConfig.embedder, args.threshold, args.seed, args.method):
+        return set()
+    return {r.get("dataset") for r in before.get("datasets", [])}
+
+
 def kept_from_before(path: Path, runs: dict, embedder: str, args, missing: dict) -> list[dict]:
     """Datasets the previous names.json scored whose run folders are gone now (a run folder lives in
     a worktree that a later session may not have): kept as they were scored, marked with the commit
@@ -426,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
                         "cells found under --runs-root)")
     parser.add_argument("--runs-root", type=Path, default=repo_root() / "bench" / "out" / "cpu",
                         help="the bench's run folders of a tier (<variant>/<dataset>/<method>-seed<n>)")
+    parser.add_argument("--fallback-root", type=Path, action="append", default=[],
+                        help="another tier's run folders, read for a dataset that neither --runs-root nor the "
+                        "previous names.json has (repeatable; the first that has one wins)")
     parser.add_argument("--method", default="full", help="which cells of --runs-root to score")
     parser.add_argument("--threshold", type=float, default=THRESHOLD)
     parser.add_argument("--seed", type=int, default=0, help="for drawing the examples")
@@ -451,6 +470,18 @@ def main(argv: list[str] | None = None) -> int:
             if dataset not in chosen:
                 missing.setdefault(dataset, why)
         where = f"the `{args.method}` cells under `{args.runs_root}` (the default variant, lowest seed, per dataset)"
+        scored_before = _scored_datasets(args.results / "names.json", args)
+        for root in args.fallback_root:
+            if not root.is_dir():
+                raise fail(f"option --fallback-root: {root} is not a folder")
+            found, _ = find_runs(root, args.method)
+            taken = {d: p for d, p in found.items() if d not in chosen and d not in scored_before}
+            chosen.update(taken)
+            for dataset in taken:
+                missing.pop(dataset, None)
+            if taken:
+                where += (f"; for {', '.join(sorted(taken))}, which have none there, the cells under `{root}` "
+                          "(their variant is the folder above the dataset's)")
     runs = {}
     for dataset, run_dir in chosen.items():
         try:
