@@ -83,9 +83,71 @@ def _profile(of: str, what: str, fn) -> dict:
             "top": [{"op": e.key, "share": e.self_cpu_time_total / total, "calls": e.count} for e in top]}
 
 
+# --------------------------------------------------------------------------- one process per measurement
+
+def _own_process(unit: str, args: argparse.Namespace, timeout: int = 3600) -> list[dict]:
+    """Run one measurement in a fresh interpreter (``--one UNIT``) and return its rows, each carrying
+    that process's peak resident memory: a peak read in this process would hold every earlier
+    measurement's too."""
+    cmd = [sys.executable, __file__, "--one", unit, "--llm", args.llm, "--embedder", args.embedder,
+           "--texts", str(args.texts), "--samples", str(args.samples), "--max-new-tokens", str(args.max_new_tokens),
+           "--pairs", str(args.pairs)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise SystemExit(f"bench/speed.py: measurement {unit} failed: {' '.join(done.stderr.strip().splitlines()[-1:])}")
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    for row in rows:
+        print(row, file=sys.stderr)
+    return rows
+
+
+def _one(unit: str, args: argparse.Namespace) -> list[dict]:
+    """The measurement ``unit`` names, in this process; every row gets its peak memory."""
+    part, _, key = unit.partition(":")
+    if part == "generation":
+        rows = measure_generation(args.llm, key, args.texts, args.samples, args.max_new_tokens)
+    elif part == "adapter":
+        rows = train_adapter(args.llm, Path(key))
+    elif part == "dpo":
+        rows = measure_dpo(args.llm, key, args.pairs)
+    elif part == "embedding":
+        rows = part_embedding(args.embedder, 2000)
+    elif part == "kmeans":
+        rows = part_kmeans(args.embedder, ["bank77", "massive_intent", "clinc_intent"])
+    else:
+        raise SystemExit(f"unknown measurement {unit!r}")
+    peak = peak_rss_mb()
+    return [{**row, "peak_rss_mb": peak} for row in rows]
+
+
 # --------------------------------------------------------------------------- generation
 
-def part_generation(llm: str, n_texts: int, samples: int, max_new_tokens: int) -> list[dict]:
+GENERATION_PATHS = ("coevo shared prefill", "coevo shared prefill, base + merged DPO adapter",
+                    "generate(num_return_sequences) 8", "generate(num_return_sequences) 32")
+
+
+def part_generation(args: argparse.Namespace) -> list[dict]:
+    """Each path and dtype in its own process, so each has its own peak memory. The adapter is a
+    real one: DPO on eight demo pairs (its own process too), merged by the decoder as in a round."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        adapter = Path(tmp) / "adapter"
+        _own_process(f"adapter:{adapter}", args)
+        for dtype in ("bfloat16", "float32"):
+            for path in GENERATION_PATHS:
+                rows += _own_process(f"generation:{dtype}|{path}|{adapter}", args)
+        rows += _own_process(f"generation:bfloat16|profile|{adapter}", args)
+    return rows
+
+
+def train_adapter(llm: str, out: Path) -> list[dict]:
+    from coevo.preference import DPOSettings, train_dpo
+
+    train_dpo(llm, _dpo_records(8), str(out), settings=DPOSettings(), progress=False)
+    return []
+
+
+def measure_generation(llm: str, key: str, n_texts: int, samples: int, max_new_tokens: int) -> list[dict]:
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -98,42 +160,38 @@ def part_generation(llm: str, n_texts: int, samples: int, max_new_tokens: int) -
         def __call__(self, input_ids, scores, **kwargs):
             return torch.isin(input_ids[:, -1], self.ids)
 
+    dtype_name, path, adapter = key.split("|")
+    dtype = getattr(torch, dtype_name)
     texts = _texts(n_texts)
-    rows = []
-    for dtype in (torch.bfloat16, torch.float32):
-        it = Interpreter(llm, dtype=dtype)
-        prompts = it.prompts(texts, "intent")
-        with tempfile.TemporaryDirectory() as cache:
-            it.cache_root = Path(cache)  # measure decoding, not the cache
+    it = Interpreter(llm, adapter if "adapter" in path else None, dtype=dtype)
+    prompts = it.prompts(texts, "intent")
+    with tempfile.TemporaryDirectory() as cache:
+        it.cache_root = Path(cache)  # measure decoding, not the cache
+        if path == "profile":
+            few = SamplingConfig(samples=samples, max_new_tokens=max_new_tokens, batch_size=8, seed=1)
+            return [_profile("generation", f"generation, coevo path, 8 texts, {dtype_name}",
+                             lambda: it.sample(prompts[:8], few, progress=False))]
+        if path.startswith("coevo"):
             sampling = SamplingConfig(samples=samples, max_new_tokens=max_new_tokens, batch_size=n_texts, seed=0)
             t0 = time.perf_counter()
             answers = it.sample(prompts, sampling, progress=False)
             seconds = time.perf_counter() - t0
-        tokens = _count_tokens(it.tokenizer, answers)
-        rows.append(_gen_row("coevo shared prefill", dtype, n_texts, n_texts, samples, seconds, tokens))
-        for batch in (8, 32):
-            torch.manual_seed(0)
-            t0 = time.perf_counter()
-            produced = 0
-            for start in range(0, len(prompts), batch):
-                enc = it.tokenizer(prompts[start:start + batch], return_tensors="pt", padding=True, add_special_tokens=False)
-                with torch.no_grad():
-                    out = it.decoder.model.generate(
-                        **enc, do_sample=True, temperature=0.8, top_p=0.95, top_k=0, num_return_sequences=samples,
-                        max_new_tokens=max_new_tokens, stopping_criteria=StoppingCriteriaList([StopAtLineEnd(it.decoder.stop_ids)]),
-                        pad_token_id=it.tokenizer.pad_token_id,
-                    )
-                produced += int((out[:, enc["input_ids"].shape[1]:] != it.tokenizer.pad_token_id).sum())
-            seconds = time.perf_counter() - t0
-            rows.append(_gen_row("generate(num_return_sequences)", dtype, n_texts, batch, samples, seconds, produced))
-        if dtype == torch.bfloat16:
-            with tempfile.TemporaryDirectory() as cache:
-                it.cache_root = Path(cache)
-                few = SamplingConfig(samples=samples, max_new_tokens=max_new_tokens, batch_size=8, seed=1)
-                rows.append(_profile("generation", f"generation, coevo path, 8 texts, {it.dtype}".replace("torch.", ""),
-                                     lambda: it.sample(prompts[:8], few, progress=False)))
-        del it
-    return rows
+            return [_gen_row(path, dtype, n_texts, n_texts, samples, seconds, _count_tokens(it.tokenizer, answers))]
+    batch = int(path.rsplit(" ", 1)[1])
+    torch.manual_seed(0)
+    t0 = time.perf_counter()
+    produced = 0
+    for start in range(0, len(prompts), batch):
+        enc = it.tokenizer(prompts[start:start + batch], return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            out = it.decoder.model.generate(
+                **enc, do_sample=True, temperature=0.8, top_p=0.95, top_k=0, num_return_sequences=samples,
+                max_new_tokens=max_new_tokens, stopping_criteria=StoppingCriteriaList([StopAtLineEnd(it.decoder.stop_ids)]),
+                pad_token_id=it.tokenizer.pad_token_id,
+            )
+        produced += int((out[:, enc["input_ids"].shape[1]:] != it.tokenizer.pad_token_id).sum())
+    seconds = time.perf_counter() - t0
+    return [_gen_row(path.rsplit(" ", 1)[0], dtype, n_texts, batch, samples, seconds, produced)]
 
 
 def _count_tokens(tokenizer, answers) -> int:
@@ -148,9 +206,20 @@ def _gen_row(path, dtype, n_texts, batch, samples, seconds, tokens) -> dict:
 
 # --------------------------------------------------------------------------- DPO
 
-def part_dpo(llm: str, n_pairs: int) -> list[dict]:
+# TRL's own defaults (DPOConfig) are bf16 autocast, activation checkpointing and max_length 1024.
+DPO_VARIANTS = {
+    "coevo (bf16 autocast, no activation checkpointing, max_length 256)": {},
+    "coevo in fp32": {"bf16": False},
+    "coevo + precomputed reference log-probs": {"precompute_ref_log_probs": True},
+    "TRL defaults (bf16 autocast, activation checkpointing, max_length 1024)":
+        {"gradient_checkpointing": True, "max_length": 1024},
+}
+
+
+def _dpo_records(n_pairs: int) -> list[dict]:
+    """Demo-data pairs: chosen the text's label name, rejected another label's, drawn with seed 0."""
     from coevo.data import demo_path, load_corpus
-    from coevo.preference import DPOSettings, preference_records, train_dpo
+    from coevo.preference import preference_records
     from coevo.selection import PreferencePair
 
     corpus = load_corpus(str(demo_path()))
@@ -160,35 +229,40 @@ def part_dpo(llm: str, n_pairs: int) -> list[dict]:
     for i in range(n_pairs):
         wrong = labels[(labels.index(corpus.labels[i]) + 1 + int(rng.integers(len(labels) - 1))) % len(labels)]
         pairs.append(PreferencePair(i, corpus.labels[i].replace("_", " "), wrong.replace("_", " "), 1.0, 0.0))
-    records = preference_records(corpus.texts, pairs, "intent", None)
-    # TRL's own defaults (DPOConfig) are bf16 autocast, activation checkpointing and max_length 1024.
-    variants = {
-        "coevo (bf16 autocast, no activation checkpointing, max_length 256)": DPOSettings(),
-        "coevo in fp32": DPOSettings(bf16=False),
-        "coevo + precomputed reference log-probs": DPOSettings(precompute_ref_log_probs=True),
-        "TRL defaults (bf16 autocast, activation checkpointing, max_length 1024)":
-            DPOSettings(gradient_checkpointing=True, max_length=1024),
-    }
+    return preference_records(corpus.texts, pairs, "intent", None)
+
+
+def part_dpo(args: argparse.Namespace) -> list[dict]:
+    """Each variant in its own process (its own peak memory), then the profile of ours."""
     rows = []
-    with tempfile.TemporaryDirectory() as out:  # warm-up: the first trainer pays for lazy imports and one-time set-up
-        train_dpo(llm, records[:4], out, settings=DPOSettings(), progress=False)
-    for name, settings in variants.items():
-        with tempfile.TemporaryDirectory() as out:
-            summary = train_dpo(llm, records, out, settings=settings, progress=False)
-        rows.append({"part": "dpo", "path": name, "pairs": n_pairs, "seconds": summary["train_seconds"],
-                     "setup_seconds": summary["setup_seconds"],
-                     "seconds_per_pair": summary["seconds_per_pair_with_setup"],
-                     "train_seconds_per_pair": summary["seconds_per_pair"],
-                     "reward_accuracy_last": summary["reward_accuracy_last"],
-                     "reward_margin_last": summary["reward_margin_last"],
-                     "loss_last": summary["loss_last"], "logp_chosen_last": summary["logp_chosen_last"]})
-
-    def eight_pairs():
-        with tempfile.TemporaryDirectory() as out:
-            train_dpo(llm, records[:8], out, settings=DPOSettings(), progress=False)
-
-    rows.append(_profile("dpo", "DPO, coevo settings, 8 pairs (model loading included)", eight_pairs))
+    for name in DPO_VARIANTS:
+        rows += _own_process(f"dpo:{name}", args)
+    rows += _own_process("dpo:profile", args)
     return rows
+
+
+def measure_dpo(llm: str, name: str, n_pairs: int) -> list[dict]:
+    from coevo.preference import DPOSettings, train_dpo
+
+    records = _dpo_records(n_pairs)
+    if name == "profile":
+        def eight_pairs():
+            with tempfile.TemporaryDirectory() as out:
+                train_dpo(llm, records[:8], out, settings=DPOSettings(), progress=False)
+
+        return [_profile("dpo", "DPO, coevo settings, 8 pairs (model loading included)", eight_pairs)]
+    settings = DPOSettings(**DPO_VARIANTS[name])
+    with tempfile.TemporaryDirectory() as out:  # warm-up: the first trainer pays for lazy imports and one-time set-up
+        train_dpo(llm, records[:4], out, settings=settings, progress=False)
+    with tempfile.TemporaryDirectory() as out:
+        summary = train_dpo(llm, records, out, settings=settings, progress=False)
+    return [{"part": "dpo", "path": name, "pairs": n_pairs, "seconds": summary["train_seconds"],
+             "setup_seconds": summary["setup_seconds"],
+             "seconds_per_pair": summary["seconds_per_pair_with_setup"],
+             "train_seconds_per_pair": summary["seconds_per_pair"],
+             "reward_accuracy_last": summary["reward_accuracy_last"],
+             "reward_margin_last": summary["reward_margin_last"],
+             "loss_last": summary["loss_last"], "logp_chosen_last": summary["logp_chosen_last"]}]
 
 
 # --------------------------------------------------------------------------- embedding
@@ -394,6 +468,35 @@ def plot_rounds(rounds: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
+# --------------------------------------------------------------------------- demo
+
+def part_demo() -> list[dict]:
+    """``scripts/demo.sh`` as a new user runs it (the same `coevo run` options), in its own process
+    with an empty generation cache: its summary.json's peak memory overall and per step."""
+    from coevo.models import cache_root
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = Path(tmp) / "cache"
+        cache.mkdir()
+        (cache / "models").symlink_to(cache_root() / "models")  # the converted models are shared
+        run = Path(tmp) / "run"
+        cmd = [sys.executable, "-m", "coevo.cli", "run", "demo", "-k", "10", "--task", "intent", "--rounds", "2",
+               "--max-pairs", "16", "-o", str(run), "--cache-dir", str(cache), "-q"]
+        t0 = time.perf_counter()
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        wall = time.perf_counter() - t0
+        if done.returncode != 0:
+            return [{"part": "demo", "skipped": " ".join(done.stderr.strip().splitlines()[-1:])}]
+        summary = read_json(run / "summary.json")
+    by_step: dict[str, float] = {}
+    for r in summary["rounds"]:
+        for step, mb in (r.get("peak_rss_mb_by_step") or {}).items():
+            by_step[step] = max(by_step.get(step, 0.0), mb)
+    return [{"part": "demo", "command": "coevo " + " ".join(cmd[3:12]), "n": summary["n_texts"],
+             "wall_s": wall, "peak_rss_mb": summary["peak_rss_mb"], "peak_rss_mb_by_step": by_step,
+             "acc": (summary.get("metrics") or {}).get("acc")}]
+
+
 # --------------------------------------------------------------------------- report
 
 def render(data: dict) -> str:
@@ -403,7 +506,7 @@ def render(data: dict) -> str:
         "",
         "Written by `bench/speed.py`; do not edit by hand.",
         "",
-        f"- commit `{data['commit']}`, {data['date']}, machine: {data['machine']}",
+        f"- commit `{data['commit']}`, {data['date']}, machine: {data['machine']}" + _part_commits(rows, data["commit"]),
         f"- load average at start of each part: {data['load']}",
         f"- models: LLM `{data['llm']}`, embedder `{data['embedder']}`",
         "",
@@ -412,12 +515,13 @@ def render(data: dict) -> str:
     if gen:
         lines += ["## Generation", "", f"{gen[0]['texts']} Bank77 texts x {gen[0]['samples']} samples, at most "
                   f"{data['max_new_tokens']} new tokens, stop at line break; same sampling settings on both paths.", "",
-                  "| path | dtype | texts per batch | seconds | tokens/s | texts/s | speed-up vs best generate() of same dtype |",
-                  "|---|---|---|---|---|---|---|"]
+                  "Each row in its own process; peak memory is that process's (model loading included).", "",
+                  "| path | dtype | texts per batch | seconds | tokens/s | texts/s | speed-up vs best generate() of same dtype | peak memory |",
+                  "|---|---|---|---|---|---|---|---|"]
         for r in gen:
-            best = min(x["seconds"] for x in gen if x["dtype"] == r["dtype"] and x["path"] != "coevo shared prefill")
+            best = min(x["seconds"] for x in gen if x["dtype"] == r["dtype"] and _is_generate(x))
             lines.append(f"| {r['path']} | {r['dtype']} | {r['batch_texts']} | {r['seconds']:.1f} | {r['tokens_per_s']:.0f} | "
-                         f"{r['texts_per_s']:.2f} | {best / r['seconds']:.2f}x |")
+                         f"{r['texts_per_s']:.2f} | {best / r['seconds']:.2f}x | {_gb(r)} |")
         lines.append("")
     dpo = [r for r in rows if r["part"] == "dpo"]
     if dpo:
@@ -428,21 +532,23 @@ def render(data: dict) -> str:
                   "vocabulary (it keeps only the answer positions where Triton runs, i.e. on GPUs). "
                   "s/pair counts building the trainer (tokenizing, wrapping the model and, with precomputed "
                   "reference log-probabilities, the reference pass over every pair) and training; the training "
-                  "alone is beside it. " + ("A warm-up run goes first, so no variant pays for one-time set-up."
+                  "alone is beside it. Each variant runs in its own process (peak memory its own, the LLM's "
+                  "loading included). " + ("A warm-up run goes first, so no variant pays for one-time set-up."
                   if all("train_seconds_per_pair" in r for r in dpo) else "These records predate the warm-up run: "
                   "the first variant (the coevo row) also paid for one-time set-up such as lazy imports."), "",
-                  "| settings | pairs | s/pair | of which training | speed-up vs TRL defaults | reward accuracy (last step) | reward margin (last step) | loss (last step) |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| settings | pairs | s/pair | of which training | speed-up vs TRL defaults | reward accuracy (last step) | reward margin (last step) | loss (last step) | peak memory |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in dpo:
             training = r.get("train_seconds_per_pair")
             lines.append(f"| {r['path']} | {r['pairs']} | {r['seconds_per_pair']:.2f} | "
                          f"{'-' if training is None else f'{training:.2f}'} | {base['seconds_per_pair'] / r['seconds_per_pair']:.2f}x | "
-                         f"{_num(r['reward_accuracy_last'])} | {_num(r.get('reward_margin_last'))} | {_num(r['loss_last'])} |")
+                         f"{_num(r['reward_accuracy_last'])} | {_num(r.get('reward_margin_last'))} | {_num(r['loss_last'])} | {_gb(r)} |")
         lines.append("")
     emb = [r for r in rows if r["part"] == "embedding"]
     if emb:
-        lines += ["## Embedding and contrastive training", "", "| what | items | seconds | items/s |", "|---|---|---|---|"]
-        lines += [f"| {r['path']} | {r['items']} | {r['seconds']:.1f} | {r['per_s']:.0f} |" for r in emb]
+        lines += ["## Embedding and contrastive training", "", "Both in one process; peak memory is that process's.", "",
+                  "| what | items | seconds | items/s | peak memory |", "|---|---|---|---|---|"]
+        lines += [f"| {r['path']} | {r['items']} | {r['seconds']:.1f} | {r['per_s']:.0f} | {_gb(r)} |" for r in emb]
         lines.append("")
     kms = [r for r in rows if r["part"] == "kmeans"]
     if kms:
@@ -451,7 +557,8 @@ def render(data: dict) -> str:
         lines += ["## KMeans quality at dataset sizes (f(x) of the base embedder, 5 initialisations)", "",
                   f"scikit-learn seeds with k-means++, faiss at random; mean over {kms[0]['seeds']} seeds. `coevo run` "
                   f"uses scikit-learn up to {FAISS_ABOVE:,} points and faiss above, where scikit-learn's time grows "
-                  "out of proportion (next table).", "",
+                  "out of proportion (next table). All datasets in one process, peak memory "
+                  f"{_gb(kms[0])}.", "",
                   "| dataset | texts | K | scikit-learn ACC | faiss ACC | inertia, faiss / scikit-learn | seconds, scikit-learn | seconds, faiss |",
                   "|---|---|---|---|---|---|---|---|"]
         for name in dict.fromkeys(r["dataset"] for r in kms):
@@ -475,6 +582,17 @@ def render(data: dict) -> str:
                                                      if "peak_before_mb" in r else "")))
             lines.append(f"| {n:,} | " + " | ".join(cells) + " |")
         lines.append("")
+    demo = [r for r in rows if r["part"] == "demo" and "skipped" not in r]
+    if demo:
+        r = demo[0]
+        lines += ["## The demo as a new user runs it", "",
+                  f"`{r['command']}` ({r['n']} texts, the command of `scripts/demo.sh`), in its own process with an empty "
+                  "generation cache; peak memory as its `summary.json` reports it, overall and per step (the highest "
+                  "over the rounds).", "",
+                  "| wall | ACC | peak memory | " + " | ".join(r["peak_rss_mb_by_step"]) + " |",
+                  "|---|---|---|" + "---|" * len(r["peak_rss_mb_by_step"]),
+                  f"| {r['wall_s'] / 60:.1f} min | {_num(r['acc'])} | {_gb(r)} | " +
+                  " | ".join(f"{mb / 1024:.2f} GB" for mb in r["peak_rss_mb_by_step"].values()) + " |", ""]
     rounds = _measured_rounds(rows)
     if rounds:
         fits = _fits(rounds)
@@ -513,6 +631,26 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
+def _part_commits(rows: list[dict], latest: str) -> str:
+    """Parts measured on other code than the latest, named with their commit and date."""
+    older = {}
+    for r in rows:
+        if r.get("commit", "") != latest:
+            older.setdefault(r["part"], (r.get("commit", "before per-part stamps"), r.get("date", "")))
+    if not older:
+        return ""
+    return "; measured earlier, on other code: " + ", ".join(
+        f"`{part}` at `{commit}`{' ' + date if date else ''}" for part, (commit, date) in older.items())
+
+
+def _gb(r: dict) -> str:
+    return "-" if r.get("peak_rss_mb") is None else f"{r['peak_rss_mb'] / 1024:.2f} GB"
+
+
+def _is_generate(r: dict) -> bool:
+    return r["path"].startswith("generate(")
+
+
 def _targets(rows: list[dict]) -> list[str]:
     """The issue's targets, each with the measured figure and by how much it is met or missed."""
     out = []
@@ -533,10 +671,16 @@ def _targets(rows: list[dict]) -> list[str]:
     gen = [r for r in rows if r["part"] == "generation"]
     for dtype in sorted({r["dtype"] for r in gen}):
         ours = [r for r in gen if r["dtype"] == dtype and r["path"] == "coevo shared prefill"]
-        base = [r for r in gen if r["dtype"] == dtype and r["path"] != "coevo shared prefill"]
+        base = [r for r in gen if r["dtype"] == dtype and _is_generate(r)]
         if ours and base:
             ratio = min(b["seconds"] for b in base) / ours[0]["seconds"]
             add(f"generation ({dtype})", ">= 2x best generate()", f"{ratio:.2f}x", ratio >= 2, "" if ratio >= 2 else f"{2 / ratio:.2f}x short")
+        merged = [r for r in gen if r["dtype"] == dtype and "adapter" in r["path"]]
+        if ours and merged:
+            ratio = merged[0]["tokens_per_s"] / ours[0]["tokens_per_s"]
+            add(f"generation with the DPO adapter merged ({dtype})", "within 10% of the base model's tokens/s",
+                f"{merged[0]['tokens_per_s']:.0f} vs {ours[0]['tokens_per_s']:.0f} tokens/s ({ratio:.2f}x)", ratio >= 0.9,
+                "" if ratio >= 0.9 else f"{1 - ratio:.0%} slower")
     dpo = [r for r in rows if r["part"] == "dpo"]
     base = next((r for r in dpo if r["path"].startswith("TRL defaults")), None)
     if base:
@@ -562,7 +706,22 @@ def _targets(rows: list[dict]) -> list[str]:
             peak = max(post["peak_rss_mb"], km["peak_rss_mb"]) / 1024
             add(f"posterior + KMeans ({km['path']}) on {n:,} x 384", "< 5 min and < 8 GB", f"{total / 60:.1f} min, {peak:.1f} GB",
                 total < 300 and peak < 8, "" if total < 300 and peak < 8 else f"{total / 300:.1f}x the time, {peak / 8:.1f}x the memory")
+    demo = next((r for r in rows if r["part"] == "demo" and "skipped" not in r), None)
+    if demo:
+        peak = demo["peak_rss_mb"] / 1024
+        worst = max(demo["peak_rss_mb_by_step"], key=demo["peak_rss_mb_by_step"].get, default="?")
+        add("peak memory of the demo", "< 4 GB", f"{peak:.2f} GB", peak < 4, "" if peak < 4 else
+            f"{peak - 4:.2f} GB over; the highest step is {worst}")
     rounds = _measured_rounds(rows)
+    for size, limit, what in ((600, 6, "a 600-text round"), (BANK77_TEXTS, 8, f"a {BANK77_TEXTS:,}-text (Bank77) round")):
+        # the nearest measured size at or above the target's, so the figure is not flattered
+        above = [r for r in rounds if r["n"] >= size]
+        if above:
+            r = above[0]
+            peak = r["peak_rss_mb"] / 1024
+            add(f"peak memory of {what}", f"< {limit} GB", f"{peak:.1f} GB (the {r['n']:,}-text round"
+                f"{', at ' + r['commit'] if r.get('commit') else ', before per-part commits'})", peak < limit,
+                "" if peak < limit else f"{peak - limit:.1f} GB over")
     if rounds:
         fits = _fits(rounds)
         pairs = BANK77_TEXTS // 2  # keep_fraction 0.5, no pair cap: the default of `coevo run`
@@ -589,7 +748,7 @@ def _num(x) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", default=["generation", "dpo", "embedding", "kmeans", "scale", "rounds"])
+    parser.add_argument("--parts", nargs="+", default=["generation", "dpo", "embedding", "kmeans", "scale", "demo", "rounds"])
     parser.add_argument("--llm", default="qwen2.5-coder-0.5b-instruct")
     parser.add_argument("--embedder", default="all-MiniLM-L6-v2")
     parser.add_argument("--texts", type=int, default=32)
@@ -600,12 +759,16 @@ def main() -> None:
     parser.add_argument("--sklearn-max", type=int, default=100_000)
     parser.add_argument("--round-sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
     parser.add_argument("--render", action="store_true", help="rewrite speed.md and the plot from speed.json; measure nothing")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--scale-one", help=argparse.SUPPRESS)
     parser.add_argument("--round-one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--round-texts-per-pair", type=int, default=TEXTS_PER_PAIR, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    if args.one:
+        print(json.dumps(_one(args.one, args)))
+        return
     if args.scale_one:
         n, what = args.scale_one.split(":")
         print(json.dumps(_scale_one(int(n), what)))
@@ -615,6 +778,9 @@ def main() -> None:
         return
     path = OUT / "speed.json"
     data = read_json(path) if path.exists() else {"records": []}
+    for r in data["records"]:  # records from before per-part stamps: the file's stamp was theirs
+        r.setdefault("commit", data.get("commit", ""))
+        r.setdefault("date", data.get("date", ""))
     if args.render:
         write_report(data)
         return
@@ -627,7 +793,8 @@ def main() -> None:
             keep = [r for r in data["records"] if r["part"] != part or (r["n"], r.get("path"), r.get("llm")) not in redone]
         else:
             keep = [r for r in data["records"] if part not in (r["part"], r.get("of"))]
-        data["records"] = keep + new
+        data["records"] = keep + [{**r, **{k: v for k, v in stamp().items() if k in ("commit", "date")}}
+                                  if "commit" not in r else r for r in new]
         data.update(**stamp(),
                     llm=args.llm, embedder=args.embedder, max_new_tokens=args.max_new_tokens,
                     load={**data.get("load", {}), **load})
@@ -637,15 +804,15 @@ def main() -> None:
     for part in args.parts:
         load[part] = round(os.getloadavg()[0], 2)
         if part == "generation":
-            new = part_generation(args.llm, args.texts, args.samples, args.max_new_tokens)
+            new = part_generation(args)
         elif part == "dpo":
-            new = part_dpo(args.llm, args.pairs)
-        elif part == "embedding":
-            new = part_embedding(args.embedder, 2000)
+            new = part_dpo(args)
+        elif part in ("embedding", "kmeans"):
+            new = _own_process(part, args)
         elif part == "scale":
             new = part_scale(args.sizes, args.sklearn_max)
-        elif part == "kmeans":
-            new = part_kmeans(args.embedder, ["bank77", "massive_intent", "clinc_intent"])
+        elif part == "demo":
+            new = part_demo()
         elif part == "rounds":
             new = part_rounds(args.round_sizes, args.llm, args.embedder, save=lambda rows: save("rounds", rows))
         else:

@@ -96,3 +96,23 @@ def test_bf16_autocast_only_where_the_hardware_has_it(monkeypatch):
     assert not preference.autocast_bf16(DPOSettings(bf16=False), cpu)
     monkeypatch.setattr(preference, "preferred_dtype", lambda device: torch.float32)
     assert not preference.autocast_bf16(DPOSettings(), cpu)
+
+
+def test_dpo_keeps_frozen_matrices_bf16_and_the_residual_stream_fp32():
+    from coevo.preference import _float32_except_frozen_matrices
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(10, 4)
+            self.proj = torch.nn.Linear(4, 4)
+            self.norm = torch.nn.LayerNorm(4)
+
+        def get_input_embeddings(self):
+            return self.embed
+
+    model = Tiny().to(torch.bfloat16)
+    _float32_except_frozen_matrices(model)
+    assert model.embed.weight.dtype == model.proj.weight.dtype == torch.bfloat16  # half the memory
+    assert model.proj.bias.dtype == model.norm.weight.dtype == model.norm.bias.dtype == torch.float32
+    assert model.embed(torch.tensor([[1, 2]])).dtype == torch.float32  # what enters the residual stream
