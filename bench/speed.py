@@ -492,7 +492,7 @@ def part_demo() -> list[dict]:
     for r in summary["rounds"]:
         for step, mb in (r.get("peak_rss_mb_by_step") or {}).items():
             by_step[step] = max(by_step.get(step, 0.0), mb)
-    return [{"part": "demo", "command": "coevo " + " ".join(cmd[3:12]), "n": summary["n_texts"],
+    return [{"part": "demo", "command": "coevo " + " ".join(cmd[3:13]), "n": summary["n_texts"],
              "wall_s": wall, "peak_rss_mb": summary["peak_rss_mb"], "peak_rss_mb_by_step": by_step,
              "acc": (summary.get("metrics") or {}).get("acc")}]
 

@@ -40,7 +40,7 @@ from .lock import RunLock
 from .metrics import evaluate
 from .naming import name_clusters
 from .predict import final_adapter
-from .provenance import code_version, peak_rss_mb, reset_peak_rss
+from .provenance import code_version, peak_rss_mb, release_freed_memory, reset_peak_rss
 from .run_folder import AUTO_K_STEP, RunFolder, damage_line, read_record, read_rows, step_key
 from .steps import RunContext, plan, step_seed
 
@@ -231,6 +231,7 @@ class CoEvolution:
             if r:
                 self.folder_.round(r).mkdir(exist_ok=True)
             t0 = time.perf_counter()
+            release_freed_memory()
             reset_peak_rss()
             step.run(self.context_, r)
             _pause_for_tests(step_key(r, step.name))

@@ -27,6 +27,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def release_freed_memory() -> None:
+    """Hand the memory that earlier steps freed back to the system before the next step starts.
+
+    Why: glibc keeps freed heap pages (a step's tensors, the previous LLM's buffers) mapped for
+    reuse, so a round's later steps would start from the earlier steps' high-water mark; on a
+    machine that other programs share, that memory is theirs again. No-op where the C library
+    has no ``malloc_trim``.
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
 def reset_peak_rss() -> bool:
     """Start this process's peak (VmHWM) afresh, so the next reading is the peak of what runs from
     now on: how a run tells which step needed the memory. Linux only (``clear_refs``); elsewhere the
