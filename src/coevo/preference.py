@@ -8,12 +8,13 @@ off (TRL's way for a new adapter); the previous round's adapter is loaded into
 the new one's weights, so no second copy of the LLM is held.
 
 The matrix products run in bf16 under autocast where the hardware multiplies
-bf16 natively, as TRL's own defaults do (on these CPU cores about 1.9x faster per
-pair than fp32 at equal reward accuracy, docs/results/speed.md, DPO). The frozen
-weights that LoRA wraps are then kept in bf16 as stored, so autocast does not cast
-them at every forward and they take half the memory; the LoRA update, the
-embeddings and the norms stay fp32, so the residual stream and the optimiser's
-small steps keep full precision (a model wholly in bf16 barely moved the loss).
+bf16 natively, as TRL's own defaults do (faster per pair than fp32 at equal reward
+accuracy, docs/results/speed.md, DPO). The frozen weight matrices (the linear layers
+LoRA wraps, the embedding tied to the output layer) are then kept in bf16 as stored,
+so autocast does not cast them at every forward and they take half the memory; the
+LoRA update and the norms stay fp32, and the embedding's output is cast to fp32, so
+the residual stream and the optimiser's small steps keep full precision (a model
+wholly in bf16 barely moved the loss).
 
 The loss is plain sigmoid DPO by default. docs/method.md saw plain DPO drift into
 echoing the input and added an NLL (SFT) term on the chosen answer; here the
