@@ -54,9 +54,11 @@ class DPOSettings:
     lora_r: int = CoEvoConfig.lora_r
     lora_alpha: int = CoEvoConfig.lora_alpha
     max_length: int = 256  # prompt + answer tokens; our prompts are short texts
-    # TRL turns activation checkpointing on by default to save GPU memory; at our
-    # sequence lengths memory is no issue and recomputing activations costs time.
-    gradient_checkpointing: bool = False
+    # Activation checkpointing (TRL's default too): at batch 4 the activations are the
+    # largest part of the step's memory, about 1.1 GB of the 0.5B model's 4.1 GB peak,
+    # and recomputing them costs about 14% of the step's time (docs/results/speed.md,
+    # DPO); a round that fits a laptop is worth more than that time.
+    gradient_checkpointing: bool = True
     precompute_ref_log_probs: bool = False
     # Autocast only where the hardware multiplies bf16 natively (the same test as
     # generation's dtype); elsewhere training is plain fp32.
