@@ -591,7 +591,7 @@ def render(data: dict) -> str:
                   "over the rounds).", "",
                   "| wall | ACC | peak memory | " + " | ".join(r["peak_rss_mb_by_step"]) + " |",
                   "|---|---|---|" + "---|" * len(r["peak_rss_mb_by_step"]),
-                  f"| {r['wall_s'] / 60:.1f} min | {_num(r['acc'])} | {_gb(r)} | " +
+                  f"| {r['wall_s'] / 60:.1f} min | {'-' if r['acc'] is None else round(r['acc'], 1)} | {_gb(r)} | " +
                   " | ".join(f"{mb / 1024:.2f} GB" for mb in r["peak_rss_mb_by_step"].values()) + " |", ""]
     rounds = _measured_rounds(rows)
     if rounds:
