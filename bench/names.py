@@ -396,19 +396,20 @@ def render(report: dict) -> str:
 # ------------------------------------------------------------------ main
 
 
-def _scored_datasets(path: Path, args) -> set[str]:
-    """The datasets a previous names.json scored the way this call scores (what ``kept_from_before`` keeps)."""
-    from coevo.config import CoEvoConfig
-
+def _previous_scores(path: Path, embedder: str, args) -> dict:
+    """The previous names.json when it scored the way this call scores (embedder, threshold, seed,
+    method); else empty: its rows cannot stand beside this call's."""
+    if not path.is_file():
+        return {}
     try:
-        before = read_json(path, dict) if path.is_file() else {}
+        before = read_json(path, dict)
     except CoevoError:
-        return set()
+        return {}
     same = before.get("settings", {})
     if (same.get("embedder"), same.get("threshold"), same.get("seed"), same.get("method")) != \
-            (CoEvoConfig.embedder, args.threshold, args.seed, args.method):
-        return set()
-    return {r.get("dataset") for r in before.get("datasets", [])}
+            (embedder, args.threshold, args.seed, args.method):
+        return {}
+    return before
 
 
 def kept_from_before(path: Path, runs: dict, embedder: str, args, missing: dict) -> list[dict]:
@@ -416,16 +417,7 @@ def kept_from_before(path: Path, runs: dict, embedder: str, args, missing: dict)
     a worktree that a later session may not have): kept as they were scored, marked with the commit
     of that file, so that re-running the script on new cells extends the table instead of shrinking it.
     Kept only when they were scored the same way (embedder, threshold, seed, method)."""
-    if not path.is_file():
-        return []
-    try:
-        before = read_json(path, dict)
-    except CoevoError:
-        return []
-    same = before.get("settings", {})
-    if (same.get("embedder"), same.get("threshold"), same.get("seed"), same.get("method")) != \
-            (embedder, args.threshold, args.seed, args.method):
-        return []
+    before = _previous_scores(path, embedder, args)
     kept = []
     for result in before.get("datasets", []):
         if result.get("dataset") in runs:
@@ -470,7 +462,10 @@ def main(argv: list[str] | None = None) -> int:
             if dataset not in chosen:
                 missing.setdefault(dataset, why)
         where = f"the `{args.method}` cells under `{args.runs_root}` (the default variant, lowest seed, per dataset)"
-        scored_before = _scored_datasets(args.results / "names.json", args)
+        from coevo.config import CoEvoConfig
+
+        previous = _previous_scores(args.results / "names.json", CoEvoConfig.embedder, args)
+        scored_before = {r.get("dataset") for r in previous.get("datasets", [])}
         for root in args.fallback_root:
             if not root.is_dir():
                 raise fail(f"option --fallback-root: {root} is not a folder")

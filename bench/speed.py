@@ -793,9 +793,10 @@ def main() -> None:
             keep = [r for r in data["records"] if r["part"] != part or (r["n"], r.get("path"), r.get("llm")) not in redone]
         else:
             keep = [r for r in data["records"] if part not in (r["part"], r.get("of"))]
-        data["records"] = keep + [{**r, **{k: v for k, v in stamp().items() if k in ("commit", "date")}}
-                                  if "commit" not in r else r for r in new]
-        data.update(**stamp(),
+        provenance = stamp()  # one git call per save, not one per record
+        data["records"] = keep + [r if "commit" in r else {**r, "commit": provenance["commit"], "date": provenance["date"]}
+                                  for r in new]
+        data.update(**provenance,
                     llm=args.llm, embedder=args.embedder, max_new_tokens=args.max_new_tokens,
                     load={**data.get("load", {}), **load})
         atomic_write_json(path, data)
