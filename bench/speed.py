@@ -208,11 +208,13 @@ def _gen_row(path, dtype, n_texts, batch, samples, seconds, tokens) -> dict:
 
 # TRL's own defaults (DPOConfig) are bf16 autocast, activation checkpointing and max_length 1024.
 DPO_VARIANTS = {
-    "coevo (bf16 autocast, activation checkpointing, max_length 256)": {},
+    "coevo (bf16 autocast, activation checkpointing, answer positions only, max_length 256)": {},
+    "coevo scoring every position (TRL's CPU path)": {"answer_positions_only": False},
     "coevo without activation checkpointing": {"gradient_checkpointing": False},
     "coevo in fp32": {"bf16": False},
     "coevo + precomputed reference log-probs": {"precompute_ref_log_probs": True},
-    "TRL defaults (bf16 autocast, activation checkpointing, max_length 1024)": {"max_length": 1024},
+    "TRL defaults (bf16 autocast, activation checkpointing, max_length 1024)": {"max_length": 1024,
+                                                                              "answer_positions_only": False},
 }
 
 
@@ -529,7 +531,9 @@ def render(data: dict) -> str:
         lines += ["## DPO (one epoch, batch 4, LoRA r 16 on all linear layers, sigmoid loss)", "",
                   f"{dpo[0]['pairs']} demo-data pairs (chosen: the text's label name, rejected: another label's). "
                   "On a CPU, TRL's fused LM head scores every position of prompt and answer over the whole "
-                  "vocabulary (it keeps only the answer positions where Triton runs, i.e. on GPUs). "
+                  "vocabulary (it keeps only the answer positions where Triton runs, i.e. on GPUs); coevo has it "
+                  "keep only the answer positions on a CPU too (`coevo.preference.answer_positions_only`), "
+                  "and the row scoring every position shows what that saves. "
                   "s/pair counts building the trainer (tokenizing, wrapping the model and, with precomputed "
                   "reference log-probabilities, the reference pass over every pair) and training; the training "
                   "alone is beside it. Each variant runs in its own process (peak memory its own, the LLM's "

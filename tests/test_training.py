@@ -116,3 +116,36 @@ def test_dpo_keeps_frozen_matrices_bf16_and_the_residual_stream_fp32():
     assert model.embed.weight.dtype == model.proj.weight.dtype == torch.bfloat16  # half the memory
     assert model.proj.bias.dtype == model.norm.weight.dtype == model.norm.bias.dtype == torch.float32
     assert model.embed(torch.tensor([[1, 2]])).dtype == torch.float32  # what enters the residual stream
+
+
+def test_dpo_scores_only_the_answer_positions_with_the_same_log_probs(monkeypatch):
+    import trl.trainer.utils as trl_utils
+    from trl.trainer.utils import add_fused_lm_head
+
+    from coevo.preference import answer_positions_only
+
+    model, tokenizer = models.load_llm(TEST_LLM, dtype=torch.float32)
+    add_fused_lm_head(model)
+    ids = torch.tensor([tokenizer("Where is my new card? It never arrived.")["input_ids"][:8],
+                        tokenizer("Please cancel my order, I ordered the wrong size")["input_ids"][:8]])
+    labels = ids.clone()
+    labels[:, :-3] = -100  # the prompt: only the last three tokens are the answer
+    rows = []
+    project = trl_utils._ChunkedLogProbFunction.apply
+    monkeypatch.setattr(trl_utils._ChunkedLogProbFunction, "apply",
+                        lambda hidden, *rest: rows.append(hidden.shape[0]) or project(hidden, *rest))
+
+    def scored():
+        model.zero_grad()
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.log_probs.sum().backward()
+        return out.log_probs.detach(), model.model.norm.weight.grad.clone()
+
+    every_position, every_grad = scored()
+    with answer_positions_only() as applied:
+        answers_only, answers_grad = scored()
+    assert applied
+    assert rows == [2 * (ids.shape[1] - 1), 2 * 3]  # TRL's CPU path projects every position; ours the answers
+    assert torch.allclose(answers_only, every_position, atol=1e-5)
+    assert torch.allclose(answers_grad, every_grad, atol=1e-5)
+    assert trl_utils._use_triton(torch.device("cpu")) is False  # restored after training

@@ -26,9 +26,11 @@ kept them varied (docs/results/bank77.md). ``sft_weight`` brings the term back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +62,9 @@ class DPOSettings:
     # DPO); a round that fits a laptop is worth more than that time.
     gradient_checkpointing: bool = True
     precompute_ref_log_probs: bool = False
+    # Score only the answer tokens over the vocabulary, as TRL does on GPUs (``answer_positions_only``):
+    # the prompt is about nine tokens in ten of each sequence.
+    answer_positions_only: bool = True
     # Autocast only where the hardware multiplies bf16 natively (the same test as
     # generation's dtype); elsewhere training is plain fp32.
     bf16: bool = True
@@ -182,26 +187,57 @@ def train_dpo(
     # precompute_ref_log_probs, runs the reference model over every pair: that
     # part of the cost is timed apart from training, so both can be reported.
     started = time.perf_counter()
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(records),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
-    if previous_adapter is not None:
-        _continue_adapter(trainer.model, Path(previous_adapter))
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback
+    scoring = answer_positions_only() if settings.answer_positions_only else contextlib.nullcontext()
+    with scoring:
+        trainer = DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(records),
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+        if previous_adapter is not None:
+            _continue_adapter(trainer.model, Path(previous_adapter))
+        if not progress:
+            from transformers.trainer_callback import PrinterCallback
 
-        trainer.remove_callback(PrinterCallback)  # it prints every log line when bars are off
-    built = time.perf_counter()
-    trainer.train()
-    seconds = time.perf_counter() - built
+            trainer.remove_callback(PrinterCallback)  # it prints every log line when bars are off
+        built = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - built
     trainer.model.save_pretrained(str(output_dir))
     history = [h for h in trainer.state.log_history if "loss" in h]
     del trainer, model
     return {**_summarise(history, seconds, len(records), setup_seconds=built - started), "shortened_prompts": shortened}
+
+
+@contextlib.contextmanager
+def answer_positions_only() -> Iterator[bool]:
+    """Have TRL's fused LM head project only the answer positions onto the vocabulary, on a CPU too.
+
+    DPO needs the log-probabilities of the answer tokens alone. TRL's head projects every
+    position and zeroes the prompt's where Triton is absent, so that Neuron compiles one tile
+    shape for every batch; a CPU compiles nothing, and there the prompt's positions (about nine
+    in ten of ours) cost the 152k-token projection and its backward for values thrown away.
+    Where Triton runs, TRL already selects the answer positions with the same torch indexing
+    used here, so the log-probabilities are the same either way (tests/test_training.py).
+
+    TRL decides this with one private test, ``trl.trainer.utils._use_triton``, read only there;
+    it is answered yes for CPUs and GPUs while the trainer is built and trains, and restored
+    after. Yields whether it could be applied: with a TRL that no longer has the test, nothing
+    is changed and training runs TRL's own way.
+    """
+    from trl.trainer import utils as trl_utils
+
+    decide = getattr(trl_utils, "_use_triton", None)
+    if decide is None:
+        yield False
+        return
+    trl_utils._use_triton = lambda device: device.type in ("cpu", "cuda", "xpu") or decide(device)
+    try:
+        yield True
+    finally:
+        trl_utils._use_triton = decide
 
 
 def _float32_except_frozen_matrices(model: torch.nn.Module) -> None:
