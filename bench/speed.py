@@ -7,8 +7,9 @@ Parts:
   generation   our shared-prefill sampler vs model.generate(num_return_sequences=M) at its
                best batch size; fp32 and bf16; tokens/s and texts/s.
   dpo          seconds per pair with our DPO settings vs TRL's defaults (bf16 autocast,
-               activation checkpointing on, max_length 1024), in fp32, and with
-               precomputed reference log-probabilities; reward accuracy, margin and
+               activation checkpointing on, max_length 1024, every position scored on a
+               CPU), and ours scoring every position, without checkpointing, in fp32, and
+               with precomputed reference log-probabilities; reward accuracy, margin and
                final loss beside each time.
   embedding    sentences/s of encoding and pairs/s of the contrastive step.
   kmeans       KMeans quality (ACC, inertia) and time, scikit-learn vs faiss, on the base
@@ -17,8 +18,9 @@ Parts:
                (384-d) for 10k, 100k and 1M interpretations: time and peak memory, each
                measured in its own process.
   rounds       one `full` round (generate, select, DPO, contrastive, cluster) of `coevo run`
-               on 500, 1,000, 2,000 and 4,000 Bank77 texts, each in its own process with an
-               empty generation cache: seconds per stage, peak memory, and a plot.
+               on 600 and 3,080 Bank77 texts (the sizes of the memory targets; --round-sizes
+               for others), each in its own process with an empty generation cache: seconds
+               per stage, peak memory, and a plot.
 
 Everything is measured on this machine as it is; the report says if another
 process was running (load average at start).
@@ -85,20 +87,37 @@ def _profile(of: str, what: str, fn) -> dict:
 
 # --------------------------------------------------------------------------- one process per measurement
 
-def _own_process(unit: str, args: argparse.Namespace, timeout: int = 3600) -> list[dict]:
+def _own_process(unit: str, options: argparse.Namespace | dict, timeout: int = 3600,
+                 on_failure: dict | None = None) -> list[dict]:
     """Run one measurement in a fresh interpreter (``--one UNIT``) and return its rows, each carrying
     that process's peak resident memory: a peak read in this process would hold every earlier
-    measurement's too."""
-    cmd = [sys.executable, __file__, "--one", unit, "--llm", args.llm, "--embedder", args.embedder,
-           "--texts", str(args.texts), "--samples", str(args.samples), "--max-new-tokens", str(args.max_new_tokens),
-           "--pairs", str(args.pairs)]
+    measurement's too.
+
+    ``options`` are the command-line options the child needs (the parsed arguments, or a dict of
+    some of them). A failed measurement ends the run, unless ``on_failure`` names the row that
+    records it instead (``skipped``, with the child's last error line): the scaling points, each
+    up to half an hour, keep the ones that did finish.
+    """
+    values = vars(options) if isinstance(options, argparse.Namespace) else options
+    cmd = [sys.executable, __file__, "--one", unit]
+    for name in CHILD_OPTIONS:
+        if values.get(name) is not None:
+            cmd += [f"--{name.replace('_', '-')}", str(values[name])]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise SystemExit(f"bench/speed.py: measurement {unit} failed: {' '.join(done.stderr.strip().splitlines()[-1:])}")
-    rows = json.loads(done.stdout.strip().splitlines()[-1])
+        reason = " ".join(done.stderr.strip().splitlines()[-1:])
+        if on_failure is None:
+            raise SystemExit(f"bench/speed.py: measurement {unit} failed: {reason}")
+        rows = [{**on_failure, "skipped": reason}]
+    else:
+        rows = json.loads(done.stdout.strip().splitlines()[-1])
     for row in rows:
         print(row, file=sys.stderr)
     return rows
+
+
+CHILD_OPTIONS = ("llm", "embedder", "texts", "samples", "max_new_tokens", "pairs", "round_texts_per_pair")
+"""The options a measurement's own process is started with."""
 
 
 def _one(unit: str, args: argparse.Namespace) -> list[dict]:
@@ -114,6 +133,11 @@ def _one(unit: str, args: argparse.Namespace) -> list[dict]:
         rows = part_embedding(args.embedder, 2000)
     elif part == "kmeans":
         rows = part_kmeans(args.embedder, ["bank77", "massive_intent", "clinc_intent"])
+    elif part == "scale":
+        n, what = key.split(":")
+        rows = [_scale_one(int(n), what)]
+    elif part == "rounds":
+        rows = [_round_one(int(key), args.llm, args.embedder, args.round_texts_per_pair)]
     else:
         raise SystemExit(f"unknown measurement {unit!r}")
     peak = peak_rss_mb()
@@ -357,13 +381,8 @@ def part_scale(sizes: list[int], sklearn_max: int) -> list[dict]:
             if what == "sklearn" and n > sklearn_max:
                 rows.append({"part": "scale", "path": what, "n": n, "skipped": f"above {sklearn_max:,} points (too slow here)"})
                 continue
-            cmd = [sys.executable, __file__, "--scale-one", f"{n}:{what}"]
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-            if done.returncode != 0:
-                rows.append({"part": "scale", "path": what, "n": n, "skipped": done.stderr.strip().splitlines()[-1:]})
-            else:
-                rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(rows[-1], file=sys.stderr)
+            rows += _own_process(f"scale:{n}:{what}", {}, timeout=1800,
+                                 on_failure={"part": "scale", "path": what, "n": n})
     return rows
 
 
@@ -407,14 +426,8 @@ def part_rounds(sizes: list[int], llm: str, embedder: str, save=lambda rows: Non
     """Each size is saved as soon as it is done (``save``): a point costs up to half an hour here."""
     rows = []
     for n in sizes:
-        cmd = [sys.executable, __file__, "--round-one", str(n), "--llm", llm, "--embedder", embedder,
-               "--round-texts-per-pair", str(texts_per_pair)]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=3 * 3600)
-        if done.returncode != 0:
-            rows.append({"part": "rounds", "n": n, "llm": llm, "skipped": " ".join(done.stderr.strip().splitlines()[-1:])})
-        else:
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        print(rows[-1], file=sys.stderr)
+        rows += _own_process(f"rounds:{n}", {"llm": llm, "embedder": embedder, "round_texts_per_pair": texts_per_pair},
+                             timeout=3 * 3600, on_failure={"part": "rounds", "n": n, "llm": llm})
         save(rows)
     return rows
 
@@ -761,24 +774,15 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=32)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--sklearn-max", type=int, default=100_000)
-    parser.add_argument("--round-sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    parser.add_argument("--round-sizes", type=int, nargs="+", default=[600, BANK77_TEXTS])
     parser.add_argument("--render", action="store_true", help="rewrite speed.md and the plot from speed.json; measure nothing")
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--scale-one", help=argparse.SUPPRESS)
-    parser.add_argument("--round-one", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--round-texts-per-pair", type=int, default=TEXTS_PER_PAIR, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if args.one:
         print(json.dumps(_one(args.one, args)))
-        return
-    if args.scale_one:
-        n, what = args.scale_one.split(":")
-        print(json.dumps(_scale_one(int(n), what)))
-        return
-    if args.round_one:
-        print(json.dumps(_round_one(args.round_one, args.llm, args.embedder, args.round_texts_per_pair)))
         return
     path = OUT / "speed.json"
     data = read_json(path) if path.exists() else {"records": []}
