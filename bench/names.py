@@ -147,23 +147,29 @@ def recorded_without_folder(runs_root: Path, method: str) -> dict[str, str]:
 def bench_record(run_dir: Path, finished: float) -> dict:
     """The bench's record of the cell that made ``run_dir`` (its commit and date), when there is one.
 
-    A cell under ``<tree>/bench/out/<tier>/`` is recorded in ``<tree>/docs/results/<tier>.json``.
+    A cell under ``<tree>/bench/out/<tier>/`` is recorded in ``<tree>/docs/results/<tier>.json``;
+    one that ``coevo bench --out-dir DIR`` made, under ``DIR/<tier>/``, in ``DIR/<tier>.json``.
     A record dated before the run folder's summary.json was written belongs to an
     earlier run in the same folder (a re-run tier), so its commit is not this run's.
     """
     run_dir = run_dir.resolve()
-    parents = run_dir.parents
-    if len(parents) < 6 or parents[3].name != "out" or parents[4].name != "bench":
+    parents = run_dir.parents  # <out>/<tier>/<variant>/<dataset>/<cell>
+    if len(parents) < 5:
         return {"commit": None, "note": "not a bench cell (no bench results file to read its commit from)"}
-    tree, tier = parents[5], parents[2].name
-    results = tree / "docs" / "results" / f"{tier}.json"
-    cell = run_dir.relative_to(tree).as_posix()
+    out, tier = parents[3], parents[2].name
+    # the bench records a cell by its path inside the checkout that ran it, else by its absolute path
+    tree = next((p.parent for p in parents[3:] if p.name == "bench" and (p.parent / "pyproject.toml").is_file()), None)
+    default_out = tree is not None and out == tree / "bench" / "out"
+    results = tree / "docs" / "results" / f"{tier}.json" if default_out else out / f"{tier}.json"
+    if not default_out and not results.is_file():
+        return {"commit": None, "note": "not a bench cell (no bench results file to read its commit from)"}
+    cell = run_dir.relative_to(tree).as_posix() if tree is not None else str(run_dir)
     try:
         records = read_json(results, list)
     except (OSError, ValueError, CoevoError):
         return {"commit": None, "cell": cell, "note": f"no readable bench results file {results}"}
     for record in records:
-        if isinstance(record, dict) and record.get("run_dir") == cell and record.get("source") == "run":
+        if isinstance(record, dict) and record.get("run_dir") in (cell, str(run_dir)) and record.get("source") == "run":
             date = record.get("date") or ""
             try:
                 stamp = datetime.fromisoformat(date).timestamp()
@@ -412,6 +418,16 @@ def _previous_scores(path: Path, embedder: str, args) -> dict:
     return before
 
 
+def _same_folder(found: Path, recorded: str) -> bool:
+    """Whether ``found`` is the folder a names.json recorded: as an absolute path, or as a path
+    relative to the checkout that scored it (the same cell seen from another working folder)."""
+    if not recorded:
+        return False
+    if Path(recorded).is_absolute():
+        return found.resolve() == Path(recorded).resolve()
+    return found.resolve().as_posix().endswith("/" + Path(recorded).as_posix())
+
+
 def kept_from_before(path: Path, runs: dict, embedder: str, args, missing: dict) -> list[dict]:
     """Datasets the previous names.json scored whose run folders are gone now (a run folder lives in
     a worktree that a later session may not have): kept as they were scored, marked with the commit
@@ -465,12 +481,15 @@ def main(argv: list[str] | None = None) -> int:
         from coevo.config import CoEvoConfig
 
         previous = _previous_scores(args.results / "names.json", CoEvoConfig.embedder, args)
-        scored_before = {r.get("dataset") for r in previous.get("datasets", [])}
+        # a dataset scored before from another folder keeps that score: a fallback root fills gaps
+        # and rescores its own folders, it does not swap one run for another
+        scored_from = {r.get("dataset"): (r.get("run") or {}).get("run_dir", "") for r in previous.get("datasets", [])}
         for root in args.fallback_root:
             if not root.is_dir():
                 raise fail(f"option --fallback-root: {root} is not a folder")
             found, _ = find_runs(root, args.method)
-            taken = {d: p for d, p in found.items() if d not in chosen and d not in scored_before}
+            taken = {d: p for d, p in found.items()
+                     if d not in chosen and (d not in scored_from or _same_folder(p, scored_from[d]))}
             chosen.update(taken)
             for dataset in taken:
                 missing.pop(dataset, None)

@@ -82,17 +82,23 @@ def test_embeddings_match_a_synonym_and_not_an_unrelated_label():
     assert rows[2]["nearest_label"] == "card lost or stolen"
 
 
-def test_the_names_script_keeps_datasets_scored_before_whose_folders_are_gone(tmp_path):
-    """Re-running bench/names.py on new cells extends names.md; a dataset it cannot find now keeps its
-    earlier scores (marked with that file's commit), but only if they were scored the same way."""
+def names_script():
     import importlib.util
-    import json
     from pathlib import Path
-    from types import SimpleNamespace
 
     spec = importlib.util.spec_from_file_location("names_script", Path(__file__).parents[1] / "bench" / "names.py")
     names = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(names)
+    return names
+
+
+def test_the_names_script_keeps_datasets_scored_before_whose_folders_are_gone(tmp_path):
+    """Re-running bench/names.py on new cells extends names.md; a dataset it cannot find now keeps its
+    earlier scores (marked with that file's commit), but only if they were scored the same way."""
+    import json
+    from types import SimpleNamespace
+
+    names = names_script()
     before = {"commit": "abc1234", "date": "2026-12-01 10:00 UTC",
               "settings": {"embedder": "all-MiniLM-L6-v2", "threshold": 0.5, "seed": 0, "method": "full"},
               "datasets": [{"dataset": "goemo", "summary": {}}, {"dataset": "fewnerd", "summary": {}}]}
@@ -105,3 +111,19 @@ def test_the_names_script_keeps_datasets_scored_before_whose_folders_are_gone(tm
     assert missing == {"bank77": "not run yet"}
     other = SimpleNamespace(threshold=0.6, seed=0, method="full")
     assert names.kept_from_before(path, {}, "all-MiniLM-L6-v2", other, {}) == []
+
+
+def test_the_names_script_finds_the_commit_of_a_cell_run_with_an_out_dir(tmp_path):
+    """`coevo bench --out-dir DIR` records its cells in DIR/<tier>.json; the names table cites that commit."""
+    import json
+
+    names = names_script()
+    cell = tmp_path / "extra" / "cpu" / "default" / "goemo" / "full-seed0"
+    cell.mkdir(parents=True)
+    record = {"run_dir": str(cell), "source": "run", "commit": "abc1234", "date": "2026-12-03T05:00:00+00:00"}
+    (tmp_path / "extra" / "cpu.json").write_text(json.dumps([record]))
+    found = names.bench_record(cell, finished=0.0)  # the run finished before the record was written: its own
+    assert found["commit"] == "abc1234" and found["results"] == str(tmp_path / "extra" / "cpu.json")
+    assert names.bench_record(tmp_path / "extra" / "cpu" / "default" / "fewrel" / "full-seed0", 0.0)["commit"] is None
+    (tmp_path / "extra" / "cpu.json").unlink()
+    assert "not a bench cell" in names.bench_record(cell, 0.0)["note"]
