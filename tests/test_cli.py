@@ -148,6 +148,8 @@ def test_every_ablation_runs(method, tmp_path, demo_corpus):
     assert trained_llm == (method == "random-select")
     assert trained_embedder == (method in ("contrastive-only", "random-select", "no-dpo"))
     assert len(model.history_) == (1 if method in ("kmeans", "expand") else 2)
+    # every method with interpretations reports what they give alone (kmeans has none)
+    assert all((row.get("interp_only") is not None) == (method != "kmeans") for row in model.history_)
 
 
 def test_a_config_file_gives_the_settings_and_options_on_the_command_line_override_it(tmp_path):

@@ -100,6 +100,11 @@ def test_cluster_step_writes_assignments_centres_and_metrics(tmp_path):
     assert info["metrics"]["acc"] == 100.0  # two word-disjoint groups
     assert info["interp_weight"] == ctx.config.interp_weight
     assert (ctx.folder.round(1) / "centroids.npy").is_file()
+    # expand has no select step, so the cluster step says what the interpretations alone give:
+    # here two answers per group name the other group's topic, so they alone are not perfect
+    assert 0 < info["interp_only"]["acc"] <= 100.0 and set(info["interp_only"]) >= {"acc", "nmi", "ari"}
+    Cluster().run(full := _context(tmp_path / "full"), 1)
+    assert "interp_only" not in read_json(full.folder.round(1) / "cluster.json")  # select measures it there
 
 
 def test_a_context_without_gold_labels_reports_no_metrics(tmp_path):

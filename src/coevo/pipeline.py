@@ -339,6 +339,8 @@ class CoEvolution:
                 data = read_json(path)
                 if name == "cluster":
                     row["metrics"] = data.get("metrics")
+                    if data.get("interp_only"):  # measured here when the round has no select step
+                        row["interp_only"] = data["interp_only"]
                 elif name == "generate":
                     row["guards"] = data.get("guards")
                     row["backed_off"] = data.get("backed_off")

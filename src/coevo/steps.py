@@ -274,8 +274,7 @@ class Select:
         info = {"n_positives": len(positives), "n_pairs": len(pairs),
                 "mean_margin": float(np.mean([p.margin for p in pairs])) if pairs else None}
         if ctx.gold is not None:
-            only = cluster(cfg, interp_mean[counts > 0], k, seed=seed)
-            info["interp_only"] = evaluate([g for g, c in zip(ctx.gold, counts) if c > 0], only.labels)
+            info["interp_only"] = interpretation_only(cfg, interp_mean, counts, k, seed, ctx.gold)
             info["selection_clusters"] = evaluate(ctx.gold, clusters.labels)
         atomic_write_json(folder.round(r) / "select.json", info)
         ctx.log(f"round {r}: {len(pairs)} preference pairs, {len(positives)} contrastive pairs")
@@ -376,6 +375,11 @@ class Cluster:
         info = {"clusters": clusters, "kmeans_backend": result.backend, **rep.weight}
         if ctx.gold is not None:
             info["metrics"] = evaluate(ctx.gold, result.labels)
+            if rep.interpretations is not None and not Select().applies(cfg, r):
+                # no select step measured it (expand): the round's interpretations alone, for comparing prompts
+                interp_mean, counts = mean_by_owner(rep.interp_vec, rep.owner, len(ctx.texts))
+                info["interp_only"] = interpretation_only(cfg, interp_mean, counts, ctx.n_clusters(),
+                                                          step_seed(cfg.seed, r, "cluster"), ctx.gold)
             ctx.log(f"round {r}: ACC {info['metrics']['acc']:.1f}  NMI {info['metrics']['nmi']:.1f}  "
                     f"ARI {info['metrics']['ari']:.1f}")
         atomic_write_json(folder.round(r) / "cluster.json", info)
@@ -391,6 +395,16 @@ def plan(config: CoEvoConfig, last: int | None = None) -> list[tuple[int, AutoK 
     auto_k = AutoK()
     first = [(0, auto_k)] if auto_k.applies(config, 0) else []
     return first + [(r, step) for r in range(1, last + 1) for step in ROUND_STEPS if step.applies(config, r)]
+
+
+def interpretation_only(cfg: CoEvoConfig, interp_mean: np.ndarray, counts: np.ndarray, k: int, seed: int,
+                        gold: Sequence) -> dict:
+    """ACC, NMI and ARI of KMeans on the mean interpretation embedding alone, over the texts that have
+    one: what the interpretations say without the text. A diagnostic beside the run's metrics (it reads
+    the gold labels, so nothing in the method is chosen by it)."""
+    has = counts > 0
+    only = cluster(cfg, interp_mean[has], k, seed=seed)
+    return evaluate([g for g, keep in zip(gold, has) if keep], only.labels)
 
 
 def _split(flat: list[float], shape: Sequence[Sequence[str]]) -> list[list[float]]:
