@@ -67,6 +67,8 @@ class Representation(NamedTuple):
     interpretations: list[list[str]] | None  # None for a method without an LLM
     interp_vec: np.ndarray  # one row an interpretation
     owner: np.ndarray  # the text of each interpretation row
+    interp_mean: np.ndarray  # one row a text: the mean of its interpretations' rows (zeros without any)
+    counts: np.ndarray  # how many interpretations each text has
     weight: dict  # {"interp_weight": w} (and the criterion's curve when it was chosen here), for cluster.json
 
 
@@ -140,7 +142,7 @@ class RunContext:
         else:
             w = cfg.interp_weight
         z = represent(text_vec, interp_mean, counts, weight=w)
-        return Representation(z, interpretations, interp_vec, owner, weight or {"interp_weight": w})
+        return Representation(z, interpretations, interp_vec, owner, interp_mean, counts, weight or {"interp_weight": w})
 
     def sampling(self):
         """How the generate step samples; prediction samples the same way."""
@@ -377,8 +379,7 @@ class Cluster:
             info["metrics"] = evaluate(ctx.gold, result.labels)
             if rep.interpretations is not None and not Select().applies(cfg, r):
                 # no select step measured it (expand): the round's interpretations alone, for comparing prompts
-                interp_mean, counts = mean_by_owner(rep.interp_vec, rep.owner, len(ctx.texts))
-                info["interp_only"] = interpretation_only(cfg, interp_mean, counts, ctx.n_clusters(),
+                info["interp_only"] = interpretation_only(cfg, rep.interp_mean, rep.counts, ctx.n_clusters(),
                                                           step_seed(cfg.seed, r, "cluster"), ctx.gold)
             ctx.log(f"round {r}: ACC {info['metrics']['acc']:.1f}  NMI {info['metrics']['nmi']:.1f}  "
                     f"ARI {info['metrics']['ari']:.1f}")
