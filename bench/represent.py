@@ -3,12 +3,17 @@ that never sees labels pick it? Each finished run of a bench tier, clustered aga
 
     z_w = normalise(f(x) + w * mean f(y))      for w in WEIGHTS (w = 0: the text alone)
 
-with the run's final embedder and interpretations, the same KMeans seeds, nothing
-retrained. Beside the ACC of every w, each label-free criterion's value is recorded, and
-the table says which w each criterion picks and what that pick scores against the best
-w in hindsight (the oracle, which reads the labels and is no method).
+and on the per-text rule ``represent agreement`` (each text's w in proportion to how much its M
+answers agree, averaging the default weight), with the run's final embedder and interpretations,
+the same KMeans seeds, nothing retrained. The cluster step is the only step that reads the
+representation, so a column is what a run with that setting would have clustered. Beside the
+ACC of every w, each label-free criterion's value is recorded, and the table says which w each
+criterion picks and what that pick scores against the best w in hindsight (the oracle, which
+reads the labels and is no method). Where the tier has a `kmeans` cell for the same dataset and
+seed, its ACC stands beside, so the table says where each rule beats the baseline.
 
     python bench/represent.py --tier levers        # -> docs/results/represent-levers.{json,md}
+    python bench/represent.py --tier levers-cpu --run-seeds 0 1 --seeds 0 1 2 --criteria
 
 A run measured before is not measured again while its `summary.json` is unchanged, so the
 script can follow a tier that is still running.
@@ -28,19 +33,23 @@ import numpy as np
 
 from coevo.atomic import read_json
 from coevo.bench.results import repo_root, results_dir, stamp, today, write_results
+from coevo.config import CoEvoConfig
 
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
+RULES = ("agreement",)  # per-text rules beside the fixed weights
 METHODS = ("expand", "contrastive-only", "random-select", "no-dpo", "full")
 CRITERIA = ("stability", "silhouette", "consensus")
+DEFAULT = str(CoEvoConfig.__dataclass_fields__["interp_weight"].default)  # the column every rule is compared with
 
 
 def summary_digest(run_dir: Path) -> str:
     return hashlib.sha256((run_dir / "summary.json").read_bytes()).hexdigest()
 
 
-def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: int | None) -> dict:
+def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: int | None, criteria) -> dict:
     from coevo import CoEvolution
-    from coevo.clustering import interp_weight_criteria, kmeans, mean_by_owner, represent
+    from coevo.clustering import (agreement_weights, answer_agreement, interp_weight_criteria, kmeans,
+                                  mean_by_owner, represent)
     from coevo.metrics import evaluate
     from coevo.pipeline import step_seed
 
@@ -50,14 +59,14 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
     interpretations = model.folder_.interpretations(last)
     text_vec, interp_vec, owner = model.context_.embed_all(model.context_.embedder(last), interpretations)
     interp_mean, counts = mean_by_owner(interp_vec, owner, len(model.texts_))
-    # The unnormalised mean of unit vectors is as long as the text's M answers agree: joined
-    # as it is, it weights each text's interpretations by their own consistency.
-    agree_mean = np.zeros_like(text_vec)
-    np.add.at(agree_mean, owner, interp_vec)
-    agree_mean /= np.maximum(counts, 1)[:, None]
+    agreement = answer_agreement(interp_vec, owner, len(model.texts_))
     rows = {}
-    for w in (*WEIGHTS, "agree"):
-        z = represent(text_vec, agree_mean, counts) if w == "agree" else represent(text_vec, interp_mean, counts, weight=w)
+    for w in (*WEIGHTS, *RULES):
+        if w == "agreement":
+            weight = agreement_weights(agreement, float(DEFAULT), float(np.nanmean(agreement)))
+        else:
+            weight = w
+        z = represent(text_vec, interp_mean, counts, weight=weight)
         accs, nmis = [], []
         for seed in seeds:
             labels = kmeans(z, cfg.n_clusters, seed=step_seed(seed, last, "cluster"), n_init=n_init or cfg.kmeans_init).labels
@@ -66,15 +75,17 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
             nmis.append(m["nmi"])
         rows[str(w)] = {"acc": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
                         "nmi": float(np.mean(nmis))}
-    criteria = interp_weight_criteria(text_vec, interp_mean, counts, cfg.n_clusters, WEIGHTS, seed=cfg.seed)
-    for w, values in zip(WEIGHTS, criteria):
-        rows[str(w)].update(values)
-    return {"summary_sha256": digest, "commit": commit, "weights": rows, "seconds": time.perf_counter() - started}
+    if criteria:
+        for w, values in zip(WEIGHTS, interp_weight_criteria(text_vec, interp_mean, counts, cfg.n_clusters, WEIGHTS,
+                                                             seed=cfg.seed, criteria=tuple(criteria))):
+            rows[str(w)].update(values)
+    return {"summary_sha256": digest, "commit": commit, "weights": rows, "seconds": time.perf_counter() - started,
+            "mean_agreement": float(np.nanmean(agreement))}
 
 
 def picks(weights: dict) -> dict:
     """For each criterion (and the oracle): the w it picks and the ACC at that w."""
-    weights = {w: v for w, v in weights.items() if w != "agree"}
+    weights = {w: v for w, v in weights.items() if w not in RULES}
     out = {"oracle": max(weights, key=lambda w: weights[w]["acc"])}
     for c in CRITERIA:
         if all(c in v for v in weights.values()):
@@ -82,53 +93,80 @@ def picks(weights: dict) -> dict:
     return {name: {"w": float(w), "acc": weights[w]["acc"]} for name, w in out.items()}
 
 
+def _kmeans_acc(tier: str) -> dict[tuple[str, int], float]:
+    """The tier's own `kmeans` cells (run by the bench, KMeans on f(x) of the base embedder): ACC by (dataset, seed)."""
+    path = results_dir() / f"{tier}.json"
+    records = read_json(path, list) if path.is_file() else []
+    return {(r["dataset"], r["seed"]): r["acc"] for r in records if r.get("method") == "kmeans" and r.get("status") == "ok"}
+
+
+def _vs(gains: list[float]) -> str:
+    return (f"{np.mean(gains):+.2f} over {len(gains)} runs; better on {sum(x > 0.05 for x in gains)}, "
+            f"worse on {sum(x < -0.05 for x in gains)}")
+
+
 def render(data: dict) -> str:
+    columns = [str(w) for w in WEIGHTS] + list(RULES)
+    cells = [(dataset, run, r) for dataset, by_run in data["results"].items() for run, r in by_run.items()]
     lines = [f"# How much interpretation the clustering should read: the `{data['tier']}` tier's runs", "",
              "Written by `bench/represent.py`; do not edit by hand.", "",
              f"- commits {', '.join(f'`{c}`' for c in data['commits'])}, last run {data['date']}, machine: "
              f"{data['machine']}; {data['seconds']:.0f} s of measuring in all",
-             f"- each finished seed-0 run (its final interpretations and embedder) clustered on "
-             f"z_w = normalise(f(x) + w · mean f(y)) for w in {list(WEIGHTS)} (w = 1 is `text+interp`, "
-             f"w = 0 is `text`); ACC in %, mean over KMeans seeds {data['seeds']}, each KMeans the best of "
+             f"- each finished run of seeds {data['run_seeds']} (its final interpretations and embedder) clustered on "
+             f"z_w = normalise(f(x) + w · mean f(y)) for w in {list(WEIGHTS)} (w = 0 is `represent text`; "
+             f"w = {DEFAULT} is the default); ACC in %, mean over KMeans seeds {data['seeds']}, each KMeans the best of "
              f"{data['kmeans_init'] or 'the run' + chr(39) + 's own number of'} restarts",
-             "- criteria, none reads labels: `stability` = mean ARI between KMeans runs on two 80% subsamples "
-             "(on the texts both hold); `silhouette` = cosine silhouette of the clustering in z_w; `consensus` = "
-             "mean NMI of the clustering with the text-only and the interpretation-only clusterings",
-             "- `oracle` = the w with the best ACC (reads labels; a bound, not a method)",
-             "- `agree`: the unnormalised mean of the unit f(y), so each text's interpretations count as much "
-             "as its M answers agree (a per-text weight, no criterion needed)", "",
-             "## ACC by weight", "",
-             "| dataset | run | " + " | ".join(f"w={w}" for w in WEIGHTS) + " | agree |",
-             "|---|---|" + "---:|" * (len(WEIGHTS) + 1)]
-    for dataset, by_run in data["results"].items():
-        for run, r in by_run.items():
-            best = max(v["acc"] for v in r["weights"].values())
-            cells = [f"**{v['acc']:.1f}**" if v["acc"] == best else f"{v['acc']:.1f}" for v in r["weights"].values()]
-            lines.append(f"| {dataset} | {run} | " + " | ".join(cells) + " |")
-    names = ("oracle", *CRITERIA)
-    lines += ["", "## What each criterion picks (w, then ACC at that w)", "",
-              "| dataset | run | w=1 (today) | " + " | ".join(names) + " |", "|---|---|---:|" + "---:|" * len(names)]
-    gains: dict[str, list[float]] = {n: [] for n in names}
-    for dataset, by_run in data["results"].items():
-        for run, r in by_run.items():
-            p, today = picks(r["weights"]), r["weights"]["1.0"]["acc"]
-            cells = []
+             f"- `agreement` (`represent agreement`): each text's w is {DEFAULT} × its answers' agreement / the mean "
+             "agreement, where a text's agreement is the mean cosine between its M interpretations, two by two "
+             "(no labels, no criterion)",
+             "- `kmeans`: the tier's own `kmeans` cell of the same dataset and seed (base embedder, text alone), "
+             "as the bench measured it", ""]
+    if any(c in r["weights"][str(WEIGHTS[0])] for *_, r in cells for c in CRITERIA):
+        lines[-1:-1] = ["- criteria, none reads labels: `stability` = mean ARI between KMeans runs on two 80% "
+                        "subsamples (on the texts both hold); `silhouette` = cosine silhouette of the clustering in "
+                        "z_w; `consensus` = mean NMI of the clustering with the text-only and the "
+                        "interpretation-only clusterings",
+                        "- `oracle` = the w with the best ACC (reads labels; a bound, not a method)"]
+    lines += ["## ACC by weight", "",
+              "| dataset | run | kmeans | " + " | ".join(f"w={c}" if c not in RULES else c for c in columns) + " |",
+              "|---|---|---:|" + "---:|" * len(columns)]
+    for dataset, run, r in cells:
+        best = max(r["weights"][c]["acc"] for c in columns)
+        shown_cells = [f"**{r['weights'][c]['acc']:.1f}**" if r["weights"][c]["acc"] == best
+                       else f"{r['weights'][c]['acc']:.1f}" for c in columns]
+        base = r.get("kmeans_acc")
+        lines.append(f"| {dataset} | {run} | {'-' if base is None else f'{base:.1f}'} | " + " | ".join(shown_cells) + " |")
+    names = ["oracle", *CRITERIA]
+    gains: dict[str, list[float]] = {}
+    picked = [(dataset, run, r, picks(r["weights"])) for dataset, run, r in cells]
+    if any(len(p) > 1 for *_, p in picked):
+        lines += ["", "## What each criterion picks (w, then ACC at that w)", "",
+                  f"| dataset | run | w={DEFAULT} (default) | " + " | ".join(names) + " |",
+                  "|---|---|---:|" + "---:|" * len(names)]
+        for dataset, run, r, p in picked:
+            reference = r["weights"][DEFAULT]["acc"]
+            row = []
             for n in names:
                 if n in p:
-                    cells.append(f"{p[n]['w']:g} · {p[n]['acc']:.1f}")
-                    gains[n].append(p[n]["acc"] - today)
+                    row.append(f"{p[n]['w']:g} · {p[n]['acc']:.1f}")
+                    gains.setdefault(n, []).append(p[n]["acc"] - reference)
                 else:
-                    cells.append("-")
-            lines.append(f"| {dataset} | {run} | {today:.1f} | " + " | ".join(cells) + " |")
-    agree = [r["weights"]["agree"]["acc"] - r["weights"]["1.0"]["acc"] for by_run in data["results"].values()
-             for r in by_run.values() if "agree" in r["weights"]]
-    gains["agree"] = agree
-    for w in WEIGHTS[:-1]:  # a fixed weight is a rule too, the simplest
-        gains[f"fixed w={w:g}"] = [r["weights"][str(w)]["acc"] - r["weights"]["1.0"]["acc"]
-                                   for by_run in data["results"].values() for r in by_run.values()]
-    lines += ["", "Mean ACC change against w = 1 over the runs above:", ""]
-    lines += [f"- `{n}`: {np.mean(g):+.2f} over {len(g)} runs; better on {sum(x > 0.05 for x in g)}, "
-              f"worse on {sum(x < -0.05 for x in g)}" for n, g in gains.items() if g]
+                    row.append("-")
+            lines.append(f"| {dataset} | {run} | {reference:.1f} | " + " | ".join(row) + " |")
+    for c in columns:
+        if c != DEFAULT:
+            gains[c if c in RULES else f"fixed w={c}"] = [r["weights"][c]["acc"] - r["weights"][DEFAULT]["acc"]
+                                                         for *_, r in cells]
+    lines += ["", f"Mean ACC change against the default w = {DEFAULT}, over the runs above:", ""]
+    lines += [f"- `{n}`: {_vs(g)}" for n, g in gains.items() if g]
+    with_base = [(r, r["kmeans_acc"]) for *_, r in cells if r.get("kmeans_acc") is not None]
+    if with_base:
+        lines += ["", "Against the tier's `kmeans` cell of the same dataset and seed (ACC points):", ""]
+        for c in columns:
+            diffs = [r["weights"][c]["acc"] - base for r, base in with_base]
+            lines.append(f"- {'`' + c + '`' if c in RULES else f'w = {c}'}: mean {np.mean(diffs):+.2f} over "
+                         f"{len(diffs)} runs; above on {sum(d > 0 for d in diffs)}, more than 1.0 below on "
+                         f"{sum(d < -1.0 for d in diffs)}, lowest {min(diffs):+.1f}")
     return "\n".join(lines) + "\n"
 
 
@@ -136,8 +174,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tier", default="levers")
     parser.add_argument("--runs", type=Path, default=repo_root() / "bench" / "out", help="the bench's --out-dir")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="KMeans seeds")
+    parser.add_argument("--run-seeds", type=int, nargs="+", default=[0], help="which runs: the seeds in their folder names")
     parser.add_argument("--kmeans-init", type=int, default=None, help="KMeans restarts (default: each run's own)")
+    parser.add_argument("--criteria", nargs="*", choices=CRITERIA, default=list(CRITERIA),
+                        help="label-free criteria to score each w by (none: --criteria alone)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     root = args.runs / args.tier
@@ -145,37 +186,39 @@ def main() -> None:
         raise SystemExit(f"bench/represent.py: no runs under {root}; run `coevo bench bench/configs/{args.tier}.toml` first")
     out = results_dir() / f"represent-{args.tier}"
     before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
-    if (before.get("seeds"), before.get("weights"), before.get("kmeans_init")) != (args.seeds, list(WEIGHTS), args.kmeans_init):
-        before = {}  # other KMeans seeds or weights: nothing can be reused
+    settings = {"seeds": args.seeds, "weights": list(WEIGHTS), "rules": list(RULES), "kmeans_init": args.kmeans_init,
+                "criteria": args.criteria}
+    if any(before.get(k) != v for k, v in settings.items()):
+        before = {}  # other KMeans seeds, weights or rules: nothing can be reused
     provenance = stamp()
     commit, where = provenance["commit"], provenance["machine"]
+    baselines = _kmeans_acc(args.tier)
     results: dict[str, dict] = {}
 
     def save() -> None:
         """Written after every measured run, so an interrupted pass keeps what it measured."""
         cells = [r for by_run in results.values() for r in by_run.values()]
-        data = {"tier": args.tier, "commits": sorted({r["commit"] for r in cells}),
-                "date": today(), "machine": where, "seeds": args.seeds,
-                "weights": list(WEIGHTS), "kmeans_init": args.kmeans_init, "seconds": sum(r["seconds"] for r in cells), "results": results}
+        data = {"tier": args.tier, "commits": sorted({r["commit"] for r in cells}), "date": today(), "machine": where,
+                "run_seeds": args.run_seeds, **settings, "seconds": sum(r["seconds"] for r in cells), "results": results}
         write_results(out.parent, out.name, data, render)
 
     for variant_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for dataset_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()):
             for method in METHODS:
-                run = dataset_dir / f"{method}-seed0"
-                if not (run / "summary.json").is_file():
-                    continue
-                name = f"{method} ({variant_dir.name})"
-                old = before.get("results", {}).get(dataset_dir.name, {}).get(name)
-                digest = summary_digest(run)
-                if old is not None and old.get("summary_sha256") == digest:
+                for run_seed in args.run_seeds:
+                    run = dataset_dir / f"{method}-seed{run_seed}"
+                    if not (run / "summary.json").is_file():
+                        continue
+                    name = f"{method} ({variant_dir.name}), seed {run_seed}"
+                    old = before.get("results", {}).get(dataset_dir.name, {}).get(name)
+                    digest = summary_digest(run)
+                    if old is None or old.get("summary_sha256") != digest:
+                        old = measure(run, args.seeds, commit, digest, args.kmeans_init, args.criteria)
+                        print(dataset_dir.name, name, {w: round(v["acc"], 1) for w, v in old["weights"].items()},
+                              file=sys.stderr, flush=True)
+                    old["kmeans_acc"] = baselines.get((dataset_dir.name, run_seed))
                     results.setdefault(dataset_dir.name, {})[name] = old
-                    continue
-                results.setdefault(dataset_dir.name, {})[name] = measure(run, args.seeds, commit, digest, args.kmeans_init)
-                r = results[dataset_dir.name][name]
-                print(dataset_dir.name, name, {w: round(v["acc"], 1) for w, v in r["weights"].items()},
-                      picks(r["weights"]), file=sys.stderr)
-                save()
+                    save()
     save()
 
 

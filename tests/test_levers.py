@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from coevo.clustering import choose_interp_weight, normalize, represent
+from coevo.clustering import agreement_weights, answer_agreement, choose_interp_weight, normalize, represent
 from coevo.guards import answer_cluster_nmi, guard_stats, guard_violations
 
 
@@ -49,3 +49,25 @@ def test_consolidated_vocabulary_is_not_a_collapse():
     assert answer_cluster_nmi(collapse, clusters) < answer_cluster_nmi(varied, clusters)
     assert any("distinct" in p for p in guard_violations(first, now))
     assert not guard_violations(first, now, consolidated=True)
+
+
+def test_answer_agreement_is_the_mean_pairwise_cosine():
+    rng = np.random.default_rng(0)
+    vectors = normalize(rng.normal(size=(9, 16)))
+    owner = np.array([0, 0, 0, 1, 1, 1, 1, 2, 3])
+    vectors[3:7] = vectors[3]  # text 1: four identical answers
+    agreement = answer_agreement(vectors, owner, 5)
+    sims = vectors[:3] @ vectors[:3].T
+    expected = max(0.0, (sims.sum() - 3) / 6)
+    assert np.isclose(agreement[0], expected, atol=1e-6)
+    assert np.isclose(agreement[1], 1.0, atol=1e-6)
+    assert np.isnan(agreement[2]) and np.isnan(agreement[4])  # one answer, none: nothing to agree
+
+
+def test_agreement_weights_average_the_weight_and_follow_agreement():
+    agreement = np.array([0.2, 0.4, 0.6, np.nan])
+    w = agreement_weights(agreement, 0.5, float(np.nanmean(agreement)))
+    assert np.isclose(w[:3].mean(), 0.5) and w[0] < w[1] < w[2] and w[3] == 0.5
+    text, interp, counts = _views(0.2, 0.2, n=4, k=2)
+    z = represent(text, interp, counts, weight=w)
+    assert np.allclose(z[1], normalize(text[1] + w[1] * interp[1]), atol=1e-6)

@@ -68,12 +68,39 @@ def mean_by_owner(vectors: np.ndarray, owner: np.ndarray, n_owners: int) -> tupl
     return normalize(sums), counts
 
 
+def answer_agreement(interp_vectors: np.ndarray, owner: np.ndarray, n_owners: int) -> np.ndarray:
+    """How much each text's interpretations agree: the mean cosine between its answers, two by two.
+
+    Why: a text whose M sampled answers say the same thing was read the same way every time,
+    so its interpretations are evidence; answers that scatter say the LLM was unsure, and the
+    text should speak for itself. From the sum s of m unit vectors, the mean over pairs is
+    (|s|^2 - m) / (m (m - 1)). Texts with fewer than two answers get NaN (nothing to agree).
+    """
+    sums = np.zeros((n_owners, interp_vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, owner, interp_vectors)
+    m = np.bincount(owner, minlength=n_owners).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        agreement = ((sums**2).sum(axis=1) - m) / (m * (m - 1))
+    return np.where(m >= 2, np.clip(agreement, 0.0, 1.0), np.nan)
+
+
+def agreement_weights(agreement: np.ndarray, weight: float, mean_agreement: float) -> np.ndarray:
+    """Per-text weights of the interpretation mean that average ``weight`` over texts of typical
+    agreement (``mean_agreement``, the fitted texts' mean): a text weighs its interpretations in
+    proportion to how much its answers agree. A text without a measurable agreement gets ``weight``."""
+    if not mean_agreement > 0:
+        return np.full(len(agreement), weight, dtype=np.float32)
+    return np.where(np.isnan(agreement), weight, weight * agreement / mean_agreement).astype(np.float32)
+
+
 def represent(text_vectors: np.ndarray, interp_mean: np.ndarray | None, counts: np.ndarray | None = None, *,
-              weight: float = 1.0) -> np.ndarray:
-    """z = normalise(f(x) + weight * mean f(y)); a text without interpretations keeps f(x)."""
-    if interp_mean is None or weight == 0:
+              weight: float | np.ndarray = 1.0) -> np.ndarray:
+    """z = normalise(f(x) + weight * mean f(y)), with one weight for all texts or one per text;
+    a text without interpretations keeps f(x)."""
+    w = np.asarray(weight, dtype=np.float32)
+    if interp_mean is None or not w.any():
         return normalize(text_vectors)
-    joint = text_vectors + weight * interp_mean
+    joint = text_vectors + (w[:, None] if w.ndim else w) * interp_mean
     if counts is not None:
         joint = np.where((counts > 0)[:, None], joint, text_vectors)
     return normalize(joint)
