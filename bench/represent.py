@@ -48,8 +48,7 @@ def summary_digest(run_dir: Path) -> str:
 
 def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: int | None, criteria) -> dict:
     from coevo import CoEvolution
-    from coevo.clustering import (agreement_weights, answer_agreement, interp_weight_criteria, kmeans,
-                                  mean_by_owner, represent)
+    from coevo.clustering import agreement_weights, interp_weight_criteria, kmeans, mean_by_owner, represent
     from coevo.metrics import evaluate
     from coevo.pipeline import step_seed
 
@@ -59,11 +58,11 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
     interpretations = model.folder_.interpretations(last)
     text_vec, interp_vec, owner = model.context_.embed_all(model.context_.embedder(last), interpretations)
     interp_mean, counts = mean_by_owner(interp_vec, owner, len(model.texts_))
-    agreement = answer_agreement(interp_vec, owner, len(model.texts_))
+    agreeing, mean_agreement = agreement_weights(interp_vec, owner, len(model.texts_), float(DEFAULT))
     rows = {}
     for w in (*WEIGHTS, *RULES):
         if w == "agreement":
-            weight = agreement_weights(agreement, float(DEFAULT), float(np.nanmean(agreement)))
+            weight = agreeing
         else:
             weight = w
         z = represent(text_vec, interp_mean, counts, weight=weight)
@@ -80,7 +79,7 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
                                                              seed=cfg.seed, criteria=tuple(criteria))):
             rows[str(w)].update(values)
     return {"summary_sha256": digest, "commit": commit, "weights": rows, "seconds": time.perf_counter() - started,
-            "mean_agreement": float(np.nanmean(agreement))}
+            "mean_agreement": mean_agreement}
 
 
 def picks(weights: dict) -> dict:

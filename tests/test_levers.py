@@ -65,9 +65,15 @@ def test_answer_agreement_is_the_mean_pairwise_cosine():
 
 
 def test_agreement_weights_average_the_weight_and_follow_agreement():
-    agreement = np.array([0.2, 0.4, 0.6, np.nan])
-    w = agreement_weights(agreement, 0.5, float(np.nanmean(agreement)))
-    assert np.isclose(w[:3].mean(), 0.5) and w[0] < w[1] < w[2] and w[3] == 0.5
+    rng = np.random.default_rng(0)
+    centre = normalize(rng.normal(size=(3, 16)))
+    spread = (0.2, 0.6, 1.5)  # text 0's answers agree most, text 2's least
+    vectors = normalize(np.concatenate([centre[i] + s * rng.normal(size=(4, 16)) for i, s in enumerate(spread)]))
+    owner = np.repeat(np.arange(3), 4)  # four answers each for texts 0-2; text 3 has none
+    w, mean = agreement_weights(vectors, owner, 4, 0.5)
+    assert np.isclose(w[:3].mean(), 0.5, atol=1e-6) and w[0] > w[1] > w[2] and w[3] == 0.5  # text 3: no answers
+    again, same_mean = agreement_weights(vectors[:4], owner[:4], 1, 0.5, mean_agreement=mean)  # a new text alone
+    assert same_mean == mean and np.isclose(again[0], w[0], atol=1e-6)
     text, interp, counts = _views(0.2, 0.2, n=4, k=2)
     z = represent(text, interp, counts, weight=w)
     assert np.allclose(z[1], normalize(text[1] + w[1] * interp[1]), atol=1e-6)

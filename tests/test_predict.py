@@ -179,3 +179,31 @@ def test_a_run_made_before_centres_were_stored_still_predicts(text_run, tmp_path
     assert agree >= 0.95, f"{agree:.0%} of the training texts kept their cluster"
     distances = model.document_info()["distance"]
     assert len(distances) == 300 and (distances >= 0).all()
+
+
+@pytest.mark.slow
+def test_agreement_weights_are_recorded_and_rebuilt_for_new_texts(full_run, tmp_path):
+    """``represent agreement``: the cluster step records the fitted texts' mean agreement, and predict
+    weighs texts against it, so the training texts predicted again get the representation they were
+    clustered on."""
+    import shutil
+
+    from coevo.steps import Cluster
+
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "represent": "agreement"}))
+    model = CoEvolution.load(run)
+    last = model.config.effective_rounds
+    Cluster().run(model.context_, last)  # the final cluster step again, under the new setting
+    info = json.loads((run / f"round{last}" / "cluster.json").read_text())
+    assert 0 < info["mean_agreement"] <= 1 and info["interp_weight"] == model.config.interp_weight
+    model = CoEvolution.load(run)
+    fitted = model.context_.representation(last).z
+    fixed = model.context_.representation(last, "text+interp").z
+    assert not np.allclose(fitted, fixed, atol=1e-3)  # the per-text weights changed the representation
+    rows = read_jsonl(run / f"round{last}" / "assignments.jsonl")  # the run's top-level copy is of the old step
+    texts = [row["text"] for row in rows]
+    assert np.allclose(model.transform(texts), fitted, atol=1e-4)
+    assert model.predict(texts).tolist() == [row["cluster"] for row in rows]

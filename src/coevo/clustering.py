@@ -84,13 +84,22 @@ def answer_agreement(interp_vectors: np.ndarray, owner: np.ndarray, n_owners: in
     return np.where(m >= 2, np.clip(agreement, 0.0, 1.0), np.nan)
 
 
-def agreement_weights(agreement: np.ndarray, weight: float, mean_agreement: float) -> np.ndarray:
-    """Per-text weights of the interpretation mean that average ``weight`` over texts of typical
-    agreement (``mean_agreement``, the fitted texts' mean): a text weighs its interpretations in
-    proportion to how much its answers agree. A text without a measurable agreement gets ``weight``."""
+def agreement_weights(interp_vectors: np.ndarray, owner: np.ndarray, n_owners: int, weight: float,
+                      mean_agreement: float | None = None) -> tuple[np.ndarray, float]:
+    """Per-text weights of the interpretation mean (``represent agreement``) and the mean agreement they
+    are scaled by: each text weighs its interpretations in proportion to how much its answers agree
+    (:func:`answer_agreement`), and a text of mean agreement gets ``weight``, so the weights average
+    ``weight`` over the texts they were fitted on. New texts pass the fitted texts' ``mean_agreement``,
+    so a text's weight does not depend on the texts it is predicted with. A text without a measurable
+    agreement gets ``weight``."""
+    agreement = answer_agreement(interp_vectors, owner, n_owners)
+    if mean_agreement is None:
+        measured = agreement[~np.isnan(agreement)]
+        mean_agreement = float(measured.mean()) if len(measured) else 0.0
     if not mean_agreement > 0:
-        return np.full(len(agreement), weight, dtype=np.float32)
-    return np.where(np.isnan(agreement), weight, weight * agreement / mean_agreement).astype(np.float32)
+        return np.full(n_owners, weight, dtype=np.float32), mean_agreement
+    weights = np.where(np.isnan(agreement), weight, weight * agreement / mean_agreement)
+    return weights.astype(np.float32), mean_agreement
 
 
 def represent(text_vectors: np.ndarray, interp_mean: np.ndarray | None, counts: np.ndarray | None = None, *,

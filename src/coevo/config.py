@@ -24,7 +24,7 @@ from .errors import CoevoError
 Task = Literal["intent", "type", "topic", "emotion", "domain"]
 Method = Literal["kmeans", "expand", "contrastive-only", "random-select", "no-dpo", "full"]
 Density = Literal["posterior", "knn", "kde"]
-Represent = Literal["text", "text+interp", "auto"]
+Represent = Literal["text", "text+interp", "agreement", "auto"]
 GenerationBackend = Literal["auto", "torch", "vllm"]
 ContrastiveLoss = Literal["mnrl", "gist"]
 
@@ -109,11 +109,12 @@ class CoEvoConfig:
     contrastive_loss: str = setting("mnrl", "Contrastive loss (gist: the base embedder vetoes false negatives).",
                                     CONTRASTIVE)
     # clustering
-    # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); auto: interp_weight picked per run
-    # from INTERP_WEIGHTS by a label-free criterion (clustering.choose_interp_weight)
+    # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); agreement: each text's weight in
+    # proportion to how much its M answers agree, averaging interp_weight (clustering.agreement_weights);
+    # auto: interp_weight picked per run from INTERP_WEIGHTS by a label-free criterion (choose_interp_weight)
     represent: str = setting(
-        "text+interp", "What KMeans clusters (auto: the interpretations' weight chosen per run without labels).",
-        CLUSTERING)
+        "text+interp", "What KMeans clusters (agreement: each text weighs its interpretations by how much its "
+        "answers agree; auto: one weight chosen per run without labels).", CLUSTERING)
     # Weight 0.5: on the dev half's runs it beat weight 1 (the old default) on 10 of 13 and the stability
     # rule of auto on the mean (docs/results/represent-levers.md)
     interp_weight: float = setting(0.5, "Weight of the interpretation mean joined to f(x) (represent text+interp).",

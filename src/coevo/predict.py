@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .atomic import atomic_target, atomic_write_bytes
-from .clustering import embed, mean_by_owner, represent
+from .clustering import agreement_weights, embed, mean_by_owner, represent
 from .errors import CoevoError
 
 if TYPE_CHECKING:
@@ -76,8 +76,8 @@ class Predictor:
         self.config = cfg
         self.progress = progress
         self.last = cfg.effective_rounds
-        self.weight = self._interp_weight()
-        self.reads_interpretations = cfg.uses_llm and self.weight > 0
+        self.weighting = self._weighting()
+        self.reads_interpretations = cfg.uses_llm and self.weighting["interp_weight"] > 0
         self.adapter = final_adapter(model) if self.reads_interpretations else None
         self._embedder = None
         self._interpreter = None
@@ -93,21 +93,23 @@ class Predictor:
         owner = np.array([i for i, ys in enumerate(interpretations) for _ in ys], dtype=np.int64)
         interp_vec = embed(self.embedder, flat, progress=self.progress, desc="embed interpretations")
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(texts))
-        return represent(text_vec, interp_mean, counts, weight=self.weight), interpretations
+        weight = self.weighting["interp_weight"]
+        if "mean_agreement" in self.weighting:  # represent agreement: against the fitted texts' mean agreement
+            weight, _ = agreement_weights(interp_vec, owner, len(texts), weight, self.weighting["mean_agreement"])
+        return represent(text_vec, interp_mean, counts, weight=weight), interpretations
 
-    def _interp_weight(self) -> float:
-        """The weight of the interpretation mean the final clustering used (``represent auto`` chose
-        it per run; the cluster step records it in cluster.json)."""
+    def _weighting(self) -> dict:
+        """How the final clustering weighted the interpretation mean, as the cluster step recorded it in
+        cluster.json (``represent auto`` chose the weight per run; ``agreement`` scaled it per text)."""
         cfg = self.config
         if not cfg.uses_llm or cfg.represent == "text":
-            return 0.0
-        weight = self.model.folder_.recorded_interp_weight(self.last)
-        if weight is not None:
-            return weight
-        if cfg.represent == "auto":
-            raise CoevoError(f"{self.model.folder_.round(self.last) / 'cluster.json'}: no interp_weight recorded; "
+            return {"interp_weight": 0.0}
+        recorded = self.model.folder_.recorded_weighting(self.last)
+        needed = {"auto": "interp_weight", "agreement": "mean_agreement"}.get(cfg.represent)
+        if needed is not None and needed not in recorded:
+            raise CoevoError(f"{self.model.folder_.round(self.last) / 'cluster.json'}: no {needed} recorded; "
                              "the run's representation cannot be rebuilt")
-        return cfg.interp_weight
+        return recorded or {"interp_weight": cfg.interp_weight}
 
     def predict(self, texts: list[str]) -> Prediction:
         z, interpretations = self.transform(texts)

@@ -105,7 +105,9 @@ def _map(model: CoEvolution, names: dict[int, str]) -> go.Figure:
                             for i in shown],
     })
     order = [_label(int(entry["cluster"]), names) for entry in model.clusters_]
-    what = "f(x)" if not weight.get("interp_weight") else f"f(x) joined with {weight['interp_weight']:g} x mean f(y)"
+    what = ("f(x)" if not weight.get("interp_weight") else
+            f"f(x) joined with {weight['interp_weight']:g} x mean f(y)"
+            + (", each text's weight scaled by its answers' agreement" if "mean_agreement" in weight else ""))
     sample = f"{len(shown)} of {len(z)} texts" if len(shown) < len(z) else f"{len(z)} texts"
     figure = px.scatter(frame, x="x", y="y", color="cluster", category_orders={"cluster": order},
                         custom_data=["cluster", "text", "interpretations"],

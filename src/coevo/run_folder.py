@@ -79,12 +79,14 @@ class RunFolder:
         return next((self.round(k) / "embedder" for k in range(r, 0, -1) if (self.round(k) / "embedder").is_dir()),
                     None)
 
-    def recorded_interp_weight(self, r: int) -> float | None:
-        """The interpretation weight round ``r``'s cluster step used, as its cluster.json says (None before it
-        ran): a weight chosen per run (``represent auto``) is reused, not chosen again, by recluster and predict."""
+    def recorded_weighting(self, r: int) -> dict:
+        """How round ``r``'s cluster step weighted the interpretations, as its cluster.json says (empty before it
+        ran): ``interp_weight``, and ``mean_agreement`` for ``represent agreement``. A weight chosen per run
+        (``represent auto``) is reused, not chosen again, by recluster and predict, and new texts are weighed
+        against the fitted texts' mean agreement."""
         path = self.round(r) / "cluster.json"
-        weight = read_json(path, dict).get("interp_weight") if path.is_file() else None
-        return None if weight is None else float(weight)
+        info = read_json(path, dict) if path.is_file() else {}
+        return {key: float(info[key]) for key in ("interp_weight", "mean_agreement") if info.get(key) is not None}
 
     # ------------------------------------------------------------------ damaged run folders
 

@@ -41,7 +41,8 @@ import numpy as np
 
 from . import models
 from .atomic import atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
-from .clustering import choose_interp_weight, choose_n_clusters, cluster, embed, mean_by_owner, represent
+from .clustering import (agreement_weights, choose_interp_weight, choose_n_clusters, cluster, embed, mean_by_owner,
+                         represent)
 from .config import CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
 from .density import density_scores
@@ -69,7 +70,7 @@ class Representation(NamedTuple):
     owner: np.ndarray  # the text of each interpretation row
     interp_mean: np.ndarray  # one row a text: the mean of its interpretations' rows (zeros without any)
     counts: np.ndarray  # how many interpretations each text has
-    weight: dict  # {"interp_weight": w} (and the criterion's curve when it was chosen here), for cluster.json
+    weight: dict  # {"interp_weight": w}, the criterion's curve when chosen here, the mean agreement: for cluster.json
 
 
 @dataclass
@@ -120,7 +121,8 @@ class RunContext:
         """f_r(x), joined with the weighted mean f_r(y) when configured (or when ``kind`` says so).
 
         ``auto`` picks the weight once, at the round's cluster step, and reads it back from there later
-        (recluster, predict), so every clustering of a finished run sees the same representation.
+        (recluster, predict), so every clustering of a finished run sees the same representation;
+        ``agreement`` records the fitted texts' mean agreement there, which new texts are weighed against.
         """
         cfg = self.config
         kind = kind or cfg.represent
@@ -128,17 +130,20 @@ class RunContext:
         text_vec, interp_vec, owner = self.embed_all(self.embedder(r), interpretations or [[] for _ in self.texts])
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts))
         weight: dict = {}
+        recorded = self.folder.recorded_weighting(r) if kind == cfg.represent else {}
         if interpretations is None or kind == "text":
             w = 0.0
         elif kind == "auto":
-            recorded = self.folder.recorded_interp_weight(r) if cfg.represent == "auto" else None
-            if recorded is not None:
-                w = recorded
-            else:
+            w = recorded.get("interp_weight")
+            if w is None:
                 w, curve = choose_interp_weight(text_vec, interp_mean, counts, self.n_clusters(),
                                                 seed=step_seed(cfg.seed, r, "cluster"))
                 weight = {"interp_weight": w, "interp_weight_curve": curve}
                 self.log(f"round {r}: interpretation weight {w:g} (label-free choice)")
+        elif kind == "agreement":
+            w, mean_agreement = agreement_weights(interp_vec, owner, len(self.texts), cfg.interp_weight,
+                                                  recorded.get("mean_agreement"))
+            weight = {"interp_weight": cfg.interp_weight, "mean_agreement": mean_agreement}
         else:
             w = cfg.interp_weight
         z = represent(text_vec, interp_mean, counts, weight=w)
