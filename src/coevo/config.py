@@ -117,8 +117,8 @@ class CoEvoConfig:
         "answers agree; auto: one weight chosen per run without labels).", CLUSTERING)
     # Weight 0.5: on the dev half's runs it beat weight 1 (the old default) on 10 of 13 and the stability
     # rule of auto on the mean (docs/results/represent-levers.md)
-    interp_weight: float = setting(0.5, "Weight of the interpretation mean joined to f(x) (represent text+interp).",
-                                   CLUSTERING)
+    interp_weight: float = setting(0.5, "Weight of the interpretation mean joined to f(x) (represent text+interp; "
+                                   "agreement: the mean weight).", CLUSTERING)
     # docs/results/baseline.md
     kmeans_init: int = setting(50, "KMeans restarts per clustering; the one with the lowest objective is kept.",
                                CLUSTERING)
