@@ -172,7 +172,9 @@ def render(data: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tier", default="levers")
-    parser.add_argument("--runs", type=Path, default=repo_root() / "bench" / "out", help="the bench's --out-dir")
+    parser.add_argument("--runs", type=Path, nargs="+", default=[repo_root() / "bench" / "out"],
+                        help="the bench's --out-dir; several when the tier's cells were run into more than one")
+    parser.add_argument("--name", default=None, help="results file name (default: represent-<tier>)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="KMeans seeds")
     parser.add_argument("--run-seeds", type=int, nargs="+", default=[0], help="which runs: the seeds in their folder names")
     parser.add_argument("--kmeans-init", type=int, default=None, help="KMeans restarts (default: each run's own)")
@@ -180,10 +182,11 @@ def main() -> None:
                         help="label-free criteria to score each w by (none: --criteria alone)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    root = args.runs / args.tier
-    if not root.is_dir():
-        raise SystemExit(f"bench/represent.py: no runs under {root}; run `coevo bench bench/configs/{args.tier}.toml` first")
-    out = results_dir() / f"represent-{args.tier}"
+    roots = [runs / args.tier for runs in args.runs]
+    missing = [root for root in roots if not root.is_dir()]
+    if missing:
+        raise SystemExit(f"bench/represent.py: no runs under {missing[0]}; run `coevo bench bench/configs/{args.tier}.toml` first")
+    out = results_dir() / (args.name or f"represent-{args.tier}")
     before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
     settings = {"seeds": args.seeds, "weights": list(WEIGHTS), "rules": list(RULES), "kmeans_init": args.kmeans_init,
                 "criteria": args.criteria}
@@ -201,7 +204,7 @@ def main() -> None:
                 "run_seeds": args.run_seeds, **settings, "seconds": sum(r["seconds"] for r in cells), "results": results}
         write_results(out.parent, out.name, data, render)
 
-    for variant_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for variant_dir in sorted(p for root in roots for p in root.iterdir() if p.is_dir()):
         for dataset_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()):
             for method in METHODS:
                 for run_seed in args.run_seeds:
