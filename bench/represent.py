@@ -61,11 +61,7 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
     agreeing, mean_agreement = agreement_weights(interp_vec, owner, len(model.texts_), float(DEFAULT))
     rows = {}
     for w in (*WEIGHTS, *RULES):
-        if w == "agreement":
-            weight = agreeing
-        else:
-            weight = w
-        z = represent(text_vec, interp_mean, counts, weight=weight)
+        z = represent(text_vec, interp_mean, counts, weight=agreeing if w == "agreement" else w)
         accs, nmis = [], []
         for seed in seeds:
             labels = kmeans(z, cfg.n_clusters, seed=step_seed(seed, last, "cluster"), n_init=n_init or cfg.kmeans_init).labels

@@ -62,10 +62,14 @@ def embed(embedder, texts: list[str], *, batch_size: int = 128, progress: bool =
 
 def mean_by_owner(vectors: np.ndarray, owner: np.ndarray, n_owners: int) -> tuple[np.ndarray, np.ndarray]:
     """Normalised mean vector per owner (text) and how many vectors each had."""
-    sums = np.zeros((n_owners, vectors.shape[1]), dtype=np.float32)
-    np.add.at(sums, owner, vectors)
-    counts = np.bincount(owner, minlength=n_owners)
+    sums, counts = _sum_by_owner(vectors, owner, n_owners, np.float32)
     return normalize(sums), counts
+
+
+def _sum_by_owner(vectors: np.ndarray, owner: np.ndarray, n_owners: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    sums = np.zeros((n_owners, vectors.shape[1]), dtype=dtype)
+    np.add.at(sums, owner, vectors)
+    return sums, np.bincount(owner, minlength=n_owners)
 
 
 def answer_agreement(interp_vectors: np.ndarray, owner: np.ndarray, n_owners: int) -> np.ndarray:
@@ -76,9 +80,8 @@ def answer_agreement(interp_vectors: np.ndarray, owner: np.ndarray, n_owners: in
     text should speak for itself. From the sum s of m unit vectors, the mean over pairs is
     (|s|^2 - m) / (m (m - 1)). Texts with fewer than two answers get NaN (nothing to agree).
     """
-    sums = np.zeros((n_owners, interp_vectors.shape[1]), dtype=np.float64)
-    np.add.at(sums, owner, interp_vectors)
-    m = np.bincount(owner, minlength=n_owners).astype(np.float64)
+    sums, counts = _sum_by_owner(interp_vectors, owner, n_owners, np.float64)
+    m = counts.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         agreement = ((sums**2).sum(axis=1) - m) / (m * (m - 1))
     return np.where(m >= 2, np.clip(agreement, 0.0, 1.0), np.nan)
@@ -100,6 +103,20 @@ def agreement_weights(interp_vectors: np.ndarray, owner: np.ndarray, n_owners: i
         return np.full(n_owners, weight, dtype=np.float32), mean_agreement
     weights = np.where(np.isnan(agreement), weight, weight * agreement / mean_agreement)
     return weights.astype(np.float32), mean_agreement
+
+
+def interpretation_weights(weighting: dict, interp_vectors: np.ndarray, owner: np.ndarray,
+                           n_owners: int) -> tuple[float | np.ndarray, dict]:
+    """The weight of each text's interpretation mean under a cluster step's ``weighting`` (as cluster.json
+    records it), and the weighting to record. Why one function: the fit and predict must weigh texts
+    alike. ``interp_weight`` alone weighs every text the same; with ``mean_agreement``
+    (``represent agreement``) each text's weight follows its answers' agreement
+    (:func:`agreement_weights`), and a ``mean_agreement`` of None is measured on these texts."""
+    if "mean_agreement" not in weighting:
+        return weighting["interp_weight"], weighting
+    weights, mean_agreement = agreement_weights(interp_vectors, owner, n_owners, weighting["interp_weight"],
+                                                weighting["mean_agreement"])
+    return weights, {**weighting, "mean_agreement": mean_agreement}
 
 
 def represent(text_vectors: np.ndarray, interp_mean: np.ndarray | None, counts: np.ndarray | None = None, *,

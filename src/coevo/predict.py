@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .atomic import atomic_target, atomic_write_bytes
-from .clustering import agreement_weights, embed, mean_by_owner, represent
+from .clustering import embed, interpretation_weights, mean_by_owner, represent
 from .errors import CoevoError
 
 if TYPE_CHECKING:
@@ -93,9 +93,7 @@ class Predictor:
         owner = np.array([i for i, ys in enumerate(interpretations) for _ in ys], dtype=np.int64)
         interp_vec = embed(self.embedder, flat, progress=self.progress, desc="embed interpretations")
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(texts))
-        weight = self.weighting["interp_weight"]
-        if "mean_agreement" in self.weighting:  # represent agreement: against the fitted texts' mean agreement
-            weight, _ = agreement_weights(interp_vec, owner, len(texts), weight, self.weighting["mean_agreement"])
+        weight, _ = interpretation_weights(self.weighting, interp_vec, owner, len(texts))
         return represent(text_vec, interp_mean, counts, weight=weight), interpretations
 
     def _weighting(self) -> dict:

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import models
 from .atomic import atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
-from .clustering import (agreement_weights, choose_interp_weight, choose_n_clusters, cluster, embed, mean_by_owner,
+from .clustering import (choose_interp_weight, choose_n_clusters, cluster, embed, interpretation_weights, mean_by_owner,
                          represent)
 from .config import CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
@@ -129,25 +129,23 @@ class RunContext:
         interpretations = self.folder.interpretations(r) if cfg.uses_llm else None
         text_vec, interp_vec, owner = self.embed_all(self.embedder(r), interpretations or [[] for _ in self.texts])
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts))
-        weight: dict = {}
         recorded = self.folder.recorded_weighting(r) if kind == cfg.represent else {}
         if interpretations is None or kind == "text":
-            w = 0.0
+            weighting = {"interp_weight": 0.0}
+        elif kind == "auto" and "interp_weight" in recorded:
+            weighting = {"interp_weight": recorded["interp_weight"]}
         elif kind == "auto":
-            w = recorded.get("interp_weight")
-            if w is None:
-                w, curve = choose_interp_weight(text_vec, interp_mean, counts, self.n_clusters(),
-                                                seed=step_seed(cfg.seed, r, "cluster"))
-                weight = {"interp_weight": w, "interp_weight_curve": curve}
-                self.log(f"round {r}: interpretation weight {w:g} (label-free choice)")
+            w, curve = choose_interp_weight(text_vec, interp_mean, counts, self.n_clusters(),
+                                            seed=step_seed(cfg.seed, r, "cluster"))
+            weighting = {"interp_weight": w, "interp_weight_curve": curve}
+            self.log(f"round {r}: interpretation weight {w:g} (label-free choice)")
         elif kind == "agreement":
-            w, mean_agreement = agreement_weights(interp_vec, owner, len(self.texts), cfg.interp_weight,
-                                                  recorded.get("mean_agreement"))
-            weight = {"interp_weight": cfg.interp_weight, "mean_agreement": mean_agreement}
+            weighting = {"interp_weight": cfg.interp_weight, "mean_agreement": recorded.get("mean_agreement")}
         else:
-            w = cfg.interp_weight
+            weighting = {"interp_weight": cfg.interp_weight}
+        w, weighting = interpretation_weights(weighting, interp_vec, owner, len(self.texts))
         z = represent(text_vec, interp_mean, counts, weight=w)
-        return Representation(z, interpretations, interp_vec, owner, interp_mean, counts, weight or {"interp_weight": w})
+        return Representation(z, interpretations, interp_vec, owner, interp_mean, counts, weighting)
 
     def sampling(self):
         """How the generate step samples; prediction samples the same way."""
