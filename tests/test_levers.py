@@ -42,13 +42,16 @@ def test_consolidated_vocabulary_is_not_a_collapse():
     texts = [f"text {i}" for i in range(40)]
     clusters = [i % 4 for i in range(40)]
     varied = [[f"answer {i} {j}" for j in range(2)] for i in range(40)]
-    vocabulary = [[f"label {i % 4} x"] * 2 for i in range(40)]  # one answer per cluster, same length
+    vocabulary = [[f"label{i % 4}"] * 2 for i in range(40)]  # one short answer per cluster
     collapse = [["generic"] * 2 for _ in range(40)]
     first, now = guard_stats(texts, varied, "prompt"), guard_stats(texts, vocabulary, "prompt")
     assert answer_cluster_nmi(vocabulary, clusters) > answer_cluster_nmi(varied, clusters)
     assert answer_cluster_nmi(collapse, clusters) < answer_cluster_nmi(varied, clusters)
-    assert any("distinct" in p for p in guard_violations(first, now))
+    problems = guard_violations(first, now)
+    assert any("distinct" in p for p in problems) and any("length" in p for p in problems)
     assert not guard_violations(first, now, consolidated=True)
+    copying = [[f"text {i}"] * 2 for i in range(40)]  # copies are never waived
+    assert any("copy" in p for p in guard_violations(first, guard_stats(texts, copying, "prompt"), consolidated=True))
 
 
 def test_answer_agreement_is_the_mean_pairwise_cosine():

@@ -88,8 +88,8 @@ class CoEvoConfig:
     max_pairs: int | None = setting(None, "At most this many DPO pairs per round (bounds DPO time).", SELECTION)
     max_copy_rate: float = setting(0.6, "A chosen answer may repeat at most this share of its text's words.", SELECTION)
     guard_consolidation: bool = setting(
-        False, "Keep a trained LLM whose answers got fewer but still mark clusters "
-        "(texts sharing an answer share a cluster).", SELECTION)
+        False, "Keep a trained LLM whose answers changed form (fewer, shorter or longer) but mark "
+        "clusters at least as well as round 1's (texts sharing an answer share a cluster).", SELECTION)
     # preference step (DPO)
     dpo_learning_rate: float = setting(2e-5, "Learning rate of the DPO step.", DPO)
     dpo_beta: float = setting(0.1, "DPO beta: higher keeps the LLM closer to the base model.", DPO)

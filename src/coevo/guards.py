@@ -105,7 +105,9 @@ def guard_violations(first: GuardStats, now: GuardStats, limits: GuardLimits = G
     """Human-readable reasons why ``now`` degraded against the untrained LLM's ``first`` round.
 
     ``consolidated``: the answers mark the current clusters at least as well as round 1's did
-    (:func:`answer_cluster_nmi`), so a fall in distinct answers is not counted.
+    (:func:`answer_cluster_nmi`), so changes of form (fewer distinct answers, shorter or longer
+    ones) are not counted: a label vocabulary is short and repetitive, and a fuller answer
+    that still marks its cluster is no collapse. Copies and prompt leaks always count.
     """
     problems = []
     if (first.distinct_share and now.distinct_share < first.distinct_share * (1 - limits.max_distinct_drop)
@@ -118,6 +120,7 @@ def guard_violations(first: GuardStats, now: GuardStats, limits: GuardLimits = G
         problems.append(f"copy rate {now.copy_rate:.1%} (limit {copy_limit:.1%})")
     if now.leak_rate > leak_limit:
         problems.append(f"prompt-leak rate {now.leak_rate:.1%} (limit {leak_limit:.1%})")
-    if first.mean_words and abs(now.mean_words / first.mean_words - 1) > limits.max_length_change:
+    if (first.mean_words and abs(now.mean_words / first.mean_words - 1) > limits.max_length_change
+            and not consolidated):
         problems.append(f"mean length {first.mean_words:.1f} -> {now.mean_words:.1f} words")
     return problems
