@@ -8,10 +8,11 @@ import hashlib
 import numpy as np
 import pytest
 
-from coevo.atomic import atomic_write_jsonl, read_json, read_jsonl
+from coevo.atomic import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
 from coevo.config import CoEvoConfig
 from coevo.run_folder import STEPS, RunFolder
-from coevo.steps import ROUND_STEPS, Cluster, RunContext, Select, plan
+from coevo.guards import guard_stats
+from coevo.steps import ROUND_STEPS, Cluster, Generate, RunContext, Select, plan
 
 
 class WordEmbedder:
@@ -113,3 +114,38 @@ def test_a_context_without_gold_labels_reports_no_metrics(tmp_path):
     Cluster().run(ctx, 1)
     assert "metrics" not in read_json(ctx.folder.round(1) / "cluster.json")
     assert all("label" not in row for row in read_jsonl(ctx.folder.round(1) / "assignments.jsonl"))
+
+
+class ScriptedLLM(StandInContext):
+    """The base LLM gives ``ANSWERS``; the trained adapter answers with one short label per group."""
+
+    def interpret(self, adapter, sampling):
+        if adapter is None:
+            return ANSWERS, None
+        return [["payments" if i < 6 else "travel"] * 4 for i in range(len(TEXTS))], None
+
+
+@pytest.mark.parametrize("consolidation", [False, True])
+def test_generate_backs_off_a_degraded_adapter_unless_its_answers_consolidated(tmp_path, consolidation):
+    """A label vocabulary has fewer and shorter answers than round 1's, which the guard counts as
+    degradation; with ``guard_consolidation`` the answers still mark round 1's clusters (better than
+    round 1's own answers did), so the adapter is kept and what was waived is recorded."""
+    folder = RunFolder(tmp_path)
+    folder.round(1).mkdir(parents=True)
+    config = CoEvoConfig(n_clusters=2, method="full", rounds=2, guard_consolidation=consolidation)
+    ctx = ScriptedLLM(config, folder, TEXTS, GOLD, progress=False, warn=lambda msg: None)
+    atomic_write_jsonl(folder.round(1) / "interpretations.jsonl",
+                       [{"index": i, "interpretations": ys} for i, ys in enumerate(ANSWERS)])
+    atomic_write_jsonl(folder.round(1) / "assignments.jsonl", [{"index": i, "cluster": int(i >= 6)} for i in range(12)])
+    atomic_write_json(folder.round(1) / "generate.json", {"guards": guard_stats(TEXTS, ANSWERS, ctx.prompt).to_dict()})
+    folder.save_state({"done": [], "adapter": "round1/adapter", "adapter_history": ["round1/adapter"]})
+    Generate().run(ctx, 2)
+    info = read_json(folder.round(2) / "generate.json")
+    answers = [row["interpretations"] for row in read_jsonl(folder.round(2) / "interpretations.jsonl")]
+    if consolidation:
+        assert info["backed_off"] is None and info["adapter"] == "round1/adapter" and answers[0] == ["payments"] * 4
+        assert info["answer_cluster_nmi"]["now"] > info["answer_cluster_nmi"]["round1"]
+        assert any("distinct" in p for p in info["waived"]) and any("length" in p for p in info["waived"])
+    else:
+        assert info["backed_off"]["to"] is None and info["adapter"] is None and answers == ANSWERS
+        assert any("distinct" in p for p in info["backed_off"]["problems"])
