@@ -17,6 +17,8 @@ Parts:
   scale        posterior score and KMeans (scikit-learn vs faiss) on synthetic unit vectors
                (384-d) for 10k, 100k and 1M interpretations: time and peak memory, each
                measured in its own process.
+  llms         generation tokens/s and DPO seconds per pair for each LLM of --llms (issue 14: what a
+               larger LLM costs a round), on the run's own paths and dtype, same texts and pairs.
   rounds       one `full` round (generate, select, DPO, contrastive, cluster) of `coevo run`
                on 600 and 3,080 Bank77 texts (the sizes of the memory targets; --round-sizes
                for others), each in its own process with an empty generation cache: seconds
@@ -138,6 +140,8 @@ def _one(unit: str, args: argparse.Namespace) -> list[dict]:
         rows = [_scale_one(int(n), what)]
     elif part == "rounds":
         rows = [_round_one(int(key), args.llm, args.embedder, args.round_texts_per_pair)]
+    elif part == "llm":
+        rows = measure_llm(args, key)
     else:
         raise SystemExit(f"unknown measurement {unit!r}")
     peak = peak_rss_mb()
@@ -298,6 +302,34 @@ def measure_dpo(llm: str, name: str, n_pairs: int) -> list[dict]:
              "reward_accuracy_last": summary["reward_accuracy_last"],
              "reward_margin_last": summary["reward_margin_last"],
              "loss_last": summary["loss_last"], "logp_chosen_last": summary["logp_chosen_last"]}]
+
+
+# --------------------------------------------------------------------------- LLM size
+
+def part_llms(args: argparse.Namespace) -> list[dict]:
+    """Each LLM's generation and DPO in processes of their own, so each row's peak memory is that
+    LLM's alone."""
+    rows = []
+    for llm in args.llms:
+        for what in ("generation", "dpo"):
+            rows += _own_process(f"llm:{what}", {**vars(args), "llm": llm})
+    return rows
+
+
+def measure_llm(args: argparse.Namespace, what: str) -> list[dict]:
+    """The rows a `coevo run` round would see for ``args.llm``: our sampler in the dtype the run
+    picks on this machine, and DPO with our settings."""
+    import torch
+
+    from coevo.models import preferred_dtype
+
+    if what == "generation":
+        dtype = str(preferred_dtype(torch.device("cpu"))).replace("torch.", "")
+        row = measure_generation(args.llm, f"{dtype}|coevo shared prefill|", args.texts, args.samples,
+                                 args.max_new_tokens)[0]
+    else:
+        row = measure_dpo(args.llm, next(iter(DPO_VARIANTS)), args.pairs)[0]
+    return [{**row, "part": "llms", "what": what, "llm": args.llm}]
 
 
 # --------------------------------------------------------------------------- embedding
@@ -621,6 +653,28 @@ def render(data: dict) -> str:
                   "|---|---|---|" + "---|" * len(r["peak_rss_mb_by_step"]),
                   f"| {r['wall_s'] / 60:.1f} min | {'-' if r['acc'] is None else round(r['acc'], 1)} | {_gb(r)} | " +
                   " | ".join(f"{mb / 1024:.2f} GB" for mb in r["peak_rss_mb_by_step"].values()) + " |", ""]
+    llms = [r for r in rows if r["part"] == "llms"]
+    if llms:
+        gen = next((r for r in llms if r["what"] == "generation"), None)
+        dpo = next((r for r in llms if r["what"] == "dpo"), None)
+        inputs = ([] if gen is None else [f"generation of {gen['texts']} Bank77 texts x {gen['samples']} samples, at "
+                                          f"most {data['max_new_tokens']} new tokens, on coevo's sampler in "
+                                          f"{gen['dtype']} (the dtype `coevo run` picks on this machine)"]) + \
+                 ([] if dpo is None else [f"DPO on {dpo['pairs']} demo-data pairs with coevo's settings (the first "
+                                          "row of the DPO table)"])
+        lines += ["## LLM size: what a larger LLM costs a round", "",
+                  "Each LLM on the same inputs, each measurement in its own process (peak memory its own, "
+                  f"loading included): {'; '.join(inputs)}.", "",
+                  "| LLM | generation tokens/s | texts/s | peak memory | DPO s/pair | of which training | "
+                  "reward accuracy (last step) | peak memory |", "|---|---|---|---|---|---|---|---|"]
+        for llm in dict.fromkeys(r["llm"] for r in llms):
+            g = next((r for r in llms if r["llm"] == llm and r["what"] == "generation"), None)
+            d = next((r for r in llms if r["llm"] == llm and r["what"] == "dpo"), None)
+            lines.append(f"| {llm} | " + ("- | - | - | " if g is None else
+                         f"{g['tokens_per_s']:.0f} | {g['texts_per_s']:.2f} | {_gb(g)} | ") +
+                         ("- | - | - | - |" if d is None else f"{d['seconds_per_pair']:.2f} | "
+                          f"{d['train_seconds_per_pair']:.2f} | {_num(d['reward_accuracy_last'])} | {_gb(d)} |"))
+        lines.append("")
     rounds = _measured_rounds(rows)
     if rounds:
         fits = _fits(rounds)
@@ -782,6 +836,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", default=["generation", "dpo", "embedding", "kmeans", "scale", "demo", "rounds"])
     parser.add_argument("--llm", default="qwen2.5-coder-0.5b-instruct")
+    parser.add_argument("--llms", nargs="+", default=["qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"],
+                        help="the LLMs the llms part compares (the larger needs `bash scripts/install.sh --large`)")
     parser.add_argument("--embedder", default="all-MiniLM-L6-v2")
     parser.add_argument("--texts", type=int, default=32)
     parser.add_argument("--samples", type=int, default=4)
@@ -837,6 +893,8 @@ def main() -> None:
             new = part_scale(args.sizes, args.sklearn_max)
         elif part == "demo":
             new = part_demo()
+        elif part == "llms":
+            new = part_llms(args)
         elif part == "rounds":
             new = part_rounds(args.round_sizes, args.llm, args.embedder, save=lambda rows: save("rounds", rows))
         else:

@@ -40,3 +40,18 @@ def test_report_shows_memory_and_judges_the_targets():
     assert "| peak memory of the demo | < 4 GB | 3.42 GB | met |" in text
     assert "peak memory of a 600-text round | < 6 GB | 9.0 GB (the 4,000-text round, at old) | missed: 3.0 GB over |" in text
     assert "`rounds` at `old` 2026-11-29" in text  # parts measured on other code are named in the header
+
+
+def test_report_sets_the_llms_side_by_side():
+    speed = _speed()
+    small, large = "qwen2.5-coder-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"
+    records = [
+        {**_gen("coevo shared prefill", 8.0, 100.0, 3 * 1024.0), "part": "llms", "what": "generation", "llm": small},
+        {"part": "llms", "what": "dpo", "llm": small, "path": "coevo", "pairs": 16, "seconds_per_pair": 3.5,
+         "train_seconds_per_pair": 3.0, "reward_accuracy_last": 1.0, "peak_rss_mb": 4 * 1024.0, "commit": "new"},
+        {**_gen("coevo shared prefill", 24.0, 33.0, 7 * 1024.0), "part": "llms", "what": "generation", "llm": large},
+    ]
+    text = speed.render({"commit": "new", "date": "today", "machine": "m", "load": {}, "llm": "l", "embedder": "e",
+                         "max_new_tokens": 20, "records": records})
+    assert f"| {small} | 100 | 4.00 | 3.00 GB | 3.50 | 3.00 | 1.000 | 4.00 GB |" in text
+    assert f"| {large} | 33 | 1.33 | 7.00 GB | - | - | - | - |" in text  # its DPO not measured (yet)
