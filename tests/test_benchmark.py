@@ -284,6 +284,26 @@ def test_a_changed_default_makes_a_cell_stale_and_not_done(tmp_path):
     assert "goemo · kmeans · seed 0 (commit old1234)" in text.split("## Stale cells")[1]
 
 
+def test_a_setting_written_out_at_the_value_a_run_had_is_no_change(tmp_path):
+    """A config that pins a setting the old cells left to its then default (as levers-cpu.toml pins the
+    old guard once the default changed): the runs' own configs show the same value, so they stay done
+    and reported; a run whose config has another value does not."""
+    from coevo.bench.report import is_stale
+    from coevo.bench.runner import Unit, Variant, _is_done
+
+    pinned = {"rounds": 2, "guard_consolidation": False}
+    unit = Unit("bank77", "full", Variant("default", pinned), 0, (), tmp_path / "run", tmp_path / "bank77.jsonl",
+                "intent", 10, 100, 100, "full")
+    ran_unpinned = record("bank77", "full", 0, 60.0, options={"rounds": 2, "run_seed": 0})
+    ran_unpinned.config = unit.expected_config()
+    ran_other = record("bank77", "full", 0, 60.0, options={"rounds": 2, "run_seed": 0})
+    ran_other.config = {**unit.expected_config(), "guard_consolidation": True}
+    key = ("bank77", "full", "default", 0)
+    meta = ReportMeta(tier="t", variants={"default": pinned}, methods=("full",), seeds=(0,))
+    assert _is_done({key: ran_unpinned}, unit, 0) and not is_stale(ran_unpinned, meta)
+    assert not _is_done({key: ran_other}, unit, 0) and is_stale(ran_other, meta)
+
+
 def test_a_whole_earlier_version_is_one_line_and_makes_no_column():
     now = {"kmeans_init": 50}
     records = [record("bank77", "kmeans", 0, 60.0, options=now)]

@@ -87,8 +87,10 @@ class CoEvoConfig:
     keep_fraction: float = setting(0.5, "Share of preference pairs kept (largest margins).", SELECTION)
     max_pairs: int | None = setting(None, "At most this many DPO pairs per round (bounds DPO time).", SELECTION)
     max_copy_rate: float = setting(0.6, "A chosen answer may repeat at most this share of its text's words.", SELECTION)
+    # on by default: at 300 DPO pairs a round it kept 4 of 7 backed-off adapters on the dev half, for
+    # +2.7 ACC on those runs, and still backed off GoEmo's collapse (docs/results/levers-cpu.md)
     guard_consolidation: bool = setting(
-        False, "Keep a trained LLM whose answers changed form (fewer, shorter or longer) but mark "
+        True, "Keep a trained LLM whose answers changed form (fewer, shorter or longer) but mark "
         "clusters at least as well as round 1's (texts sharing an answer share a cluster).", SELECTION)
     # preference step (DPO)
     dpo_learning_rate: float = setting(2e-5, "Learning rate of the DPO step.", DPO)

@@ -47,17 +47,15 @@ def is_stale(record: Record, meta: ReportMeta) -> bool:
     wanted = meta.variants.get(record.variant)
     if wanted is None:
         return False
+    if record.config:  # the run's own config decides: a setting written out at the value it ran with is no change
+        try:
+            expected = CoEvoConfig(n_clusters=record.k or 2, task=record.task, method=record.method,
+                                   seed=record.options.get("run_seed", record.seed), **wanted).to_dict()
+        except (CoevoError, TypeError):
+            return True
+        return record.ran_with_other_settings(expected)
     asked = {k: v for k, v in record.options.items() if k in SETTINGS}  # without the cell's own task, k, seed
-    if effective_settings(record.method, asked) != effective_settings(record.method, wanted):
-        return True
-    if not record.config:
-        return False
-    try:
-        expected = CoEvoConfig(n_clusters=record.k or 2, task=record.task, method=record.method,
-                               seed=record.options.get("run_seed", record.seed), **wanted).to_dict()
-    except (CoevoError, TypeError):
-        return True
-    return record.ran_with_other_settings(expected)
+    return effective_settings(record.method, asked) != effective_settings(record.method, wanted)
 
 
 STALE_LISTED = 20

@@ -149,8 +149,11 @@ def run_bench(
 
 def _is_done(done: Mapping, unit: Unit, seed: int) -> bool:
     record = done.get((unit.dataset, unit.method, unit.variant.name, seed))
-    return (record is not None and effective_settings(unit.method, record.options) == effective_settings(unit.method, unit.options)
-            and not record.ran_with_other_settings(unit.expected_config()))
+    if record is None:
+        return False
+    if record.config:  # as in report.is_stale: the run's own config decides where it was kept
+        return not record.ran_with_other_settings(unit.expected_config())
+    return effective_settings(unit.method, record.options) == effective_settings(unit.method, unit.options)
 
 
 def _seeds(seeds: Sequence[int]) -> str:
