@@ -294,14 +294,18 @@ def test_a_setting_written_out_at_the_value_a_run_had_is_no_change(tmp_path):
     pinned = {"rounds": 2, "guard_consolidation": False}
     unit = Unit("bank77", "full", Variant("default", pinned), 0, (), tmp_path / "run", tmp_path / "bank77.jsonl",
                 "intent", 10, 100, 100, "full")
-    ran_unpinned = record("bank77", "full", 0, 60.0, options={"rounds": 2, "run_seed": 0})
+    asked_then = {k: v for k, v in unit.options.items() if k != "guard_consolidation"}  # before the pin
+    ran_unpinned = record("bank77", "full", 0, 60.0, options=asked_then)
     ran_unpinned.config = unit.expected_config()
-    ran_other = record("bank77", "full", 0, 60.0, options={"rounds": 2, "run_seed": 0})
+    ran_other = record("bank77", "full", 0, 60.0, options=asked_then)
     ran_other.config = {**unit.expected_config(), "guard_consolidation": True}
     key = ("bank77", "full", "default", 0)
     meta = ReportMeta(tier="t", variants={"default": pinned}, methods=("full",), seeds=(0,))
     assert _is_done({key: ran_unpinned}, unit, 0) and not is_stale(ran_unpinned, meta)
     assert not _is_done({key: ran_other}, unit, 0) and is_stale(ran_other, meta)
+    other_sample = record("bank77", "full", 0, 60.0, options={**unit.options, "sample": 50})
+    other_sample.config = unit.expected_config()  # same config, but a cell of another sample size
+    assert not _is_done({key: other_sample}, unit, 0)
 
 
 def test_a_whole_earlier_version_is_one_line_and_makes_no_column():
