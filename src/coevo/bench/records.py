@@ -10,7 +10,7 @@ from typing import Any
 from ..atomic import read_json
 from ..config import CoEvoConfig
 from ..errors import CoevoError
-from .config import effective_settings
+from .config import SETTINGS, effective_settings
 
 @dataclass
 class Record:
@@ -64,18 +64,29 @@ class Record:
     def key(self) -> tuple[str, str, str, int]:
         return (self.dataset, self.method, self.variant, self.seed)
 
-    def ran_with_other_settings(self, wanted: Mapping[str, Any]) -> bool:
-        """Whether the run behind this record had other effective settings than ``wanted`` (a whole
-        ``CoEvoConfig`` dict): how a changed default is noticed. Records made before runs' configs
-        were kept have none, and are judged by their options alone."""
+    def ran_with(self, settings: Mapping[str, Any]) -> bool:
+        """Whether the run behind this record had ``settings`` (a variant's ``coevo run`` options), in
+        all that can change its method's result: how a changed config or default is noticed. The run's
+        own config decides where it was kept, so a setting written out at the value the run already had
+        is no change; older records are judged by the options they were asked for."""
         if not self.config:
-            return False
+            asked = {k: v for k, v in self.options.items() if k in SETTINGS}
+            return effective_settings(self.method, asked) == effective_settings(self.method, dict(settings))
         try:
             # A setting added since the run ran with its default, which is what --resume reads it as.
             stored = CoEvoConfig.from_dict(self.config).to_dict()
+            wanted = CoEvoConfig(n_clusters=self.k or 2, task=self.task, method=self.method,
+                                 seed=self.options.get("run_seed", self.seed), **settings).to_dict()
         except (CoevoError, TypeError):
-            return True  # a setting since removed or retyped: the run is not comparable
-        return effective_settings(self.method, stored) != effective_settings(self.method, wanted)
+            return False  # a setting since removed or retyped: the run is not comparable
+        return effective_settings(self.method, stored) == effective_settings(self.method, wanted)
+
+    def asked_for(self, options: Mapping[str, Any]) -> bool:
+        """Whether this record answers a cell asked for ``options`` (its own sample, seed policy, task,
+        K and seed, plus its variant's settings): the bench's test of a cell already done."""
+        def own(asked: Mapping[str, Any]) -> dict[str, Any]:
+            return effective_settings(self.method, {k: v for k, v in asked.items() if k not in SETTINGS})
+        return own(self.options) == own(options) and self.ran_with({k: v for k, v in options.items() if k in SETTINGS})
 
 
 def merge_records(old: Sequence[Record], new: Sequence[Record]) -> list[Record]:

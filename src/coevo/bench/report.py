@@ -9,9 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import CoEvoConfig
-from ..errors import CoevoError
-from .config import SETTINGS, BenchConfig, effective_settings
+from .config import BenchConfig
 from .records import Record
 
 METRICS: tuple[str, ...] = ("acc", "nmi", "ari")
@@ -45,17 +43,7 @@ def is_stale(record: Record, meta: ReportMeta) -> bool:
     setting changed since it ran). It stays in the JSON until the next bench replaces it, but a
     column headed by today's settings must not show it."""
     wanted = meta.variants.get(record.variant)
-    if wanted is None:
-        return False
-    if record.config:  # the run's own config decides: a setting written out at the value it ran with is no change
-        try:
-            expected = CoEvoConfig(n_clusters=record.k or 2, task=record.task, method=record.method,
-                                   seed=record.options.get("run_seed", record.seed), **wanted).to_dict()
-        except (CoevoError, TypeError):
-            return True
-        return record.ran_with_other_settings(expected)
-    asked = {k: v for k, v in record.options.items() if k in SETTINGS}  # without the cell's own task, k, seed
-    return effective_settings(record.method, asked) != effective_settings(record.method, wanted)
+    return wanted is not None and not record.ran_with(wanted)
 
 
 STALE_LISTED = 20

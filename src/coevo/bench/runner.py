@@ -23,7 +23,7 @@ from ..atomic import atomic_write_json, atomic_write_text, read_json
 from ..config import CoEvoConfig
 from ..errors import CoevoError
 from ..provenance import git_commit, machine
-from .config import DATASET_TASKS, DEFAULT_VARIANT, SETTINGS, BenchConfig, Variant, effective_settings
+from .config import DATASET_TASKS, DEFAULT_VARIANT, BenchConfig, Variant, effective_settings
 from .records import Record, merge_records, read_records
 from .report import ReportMeta, render_markdown
 from .results import now, repo_root, shown
@@ -149,14 +149,7 @@ def run_bench(
 
 def _is_done(done: Mapping, unit: Unit, seed: int) -> bool:
     record = done.get((unit.dataset, unit.method, unit.variant.name, seed))
-    if record is None:
-        return False
-    if record.config:  # as in report.is_stale: the run's own config decides its settings where it was kept;
-        # the cell's own options (sample, seed policy, task, K, seed) are in no config, so they must match
-        def own(options):
-            return {k: v for k, v in options.items() if k not in SETTINGS}
-        return own(record.options) == own(unit.options) and not record.ran_with_other_settings(unit.expected_config())
-    return effective_settings(unit.method, record.options) == effective_settings(unit.method, unit.options)
+    return record is not None and record.asked_for(unit.options)
 
 
 def _seeds(seeds: Sequence[int]) -> str:
