@@ -123,7 +123,9 @@ def test_recluster_reproduces_the_run_and_can_leave_out_the_interpretations(full
 
 
 @pytest.mark.slow
-def test_stop_after_round_then_resume_gives_the_same_clusters(full_run, tmp_path):
+def test_stop_after_round_then_resume_gives_the_same_clusters_even_after_the_folder_moved(full_run, tmp_path):
+    """state.json names round 1's adapter relative to the run folder, so a folder moved between
+    rounds trains and generates round 2 with its own adapter (its old path no longer exists)."""
     from coevo.cli import _load
 
     config = CoEvoConfig.from_dict(json.loads((full_run / "config.json").read_text()))
@@ -132,8 +134,10 @@ def test_stop_after_round_then_resume_gives_the_same_clusters(full_run, tmp_path
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert "round1/cluster" in state["done"] and not any(step.startswith("round2/") for step in state["done"])
     assert not (tmp_path / "run" / "summary.json").exists()
+    assert state["adapter"] == "round1/adapter" and state["adapter_history"] == ["round1/adapter"]
 
-    model = CoEvolution.resume(tmp_path / "run", progress=False)
+    moved = (tmp_path / "run").rename(tmp_path / "moved")
+    model = CoEvolution.resume(moved, progress=False)
     assert model.labels_.tolist() == [r["cluster"] for r in read_jsonl(full_run / "assignments.jsonl")]
 
 

@@ -173,7 +173,7 @@ class Predictor:
 
 def final_adapter(model: CoEvolution) -> str | None:
     """The adapter the last round generated with (after any back-off), found in the run folder
-    even when the run recorded it under a relative path or the folder has moved since.
+    even when the folder has moved since (``RunFolder.adapter_dir``).
     Prediction and cluster naming use the LLM the run ended with."""
     info = model.folder_.round(model.config.effective_rounds) / "generate.json"
     if not info.is_file():
@@ -182,7 +182,7 @@ def final_adapter(model: CoEvolution) -> str | None:
     recorded = json.loads(info.read_text(encoding="utf-8")).get("adapter")
     if recorded is None:
         return None
-    here = model.run_dir_ / Path(recorded).parent.name / Path(recorded).name
+    here = model.folder_.adapter_dir(recorded)
     if not (here / "adapter_config.json").is_file():
         raise CoevoError(f"{model.run_dir_}: the final LoRA adapter {here} is missing; "
                          "prediction and naming need the LLM the run generated with")

@@ -45,6 +45,16 @@ class RunFolder:
         """Where a step writes its record (``<step>.json``): the round's folder, the run folder for K's choice."""
         return (self.path if r == 0 else self.round(r)) / f"{step}.json"
 
+    def adapter_dir(self, recorded: str | None) -> Path | None:
+        """The LoRA adapter that state.json or a ``generate.json`` names, in this folder. Records name it
+        relative to the run folder (``round1/adapter``), so a folder moved or copied, even mid-run,
+        resumes and predicts with its own adapters; a path an older version recorded whole is taken at
+        the same round here. None: the base LLM."""
+        if recorded is None:
+            return None
+        path = Path(recorded)
+        return self.path / (Path(path.parent.name, path.name) if path.is_absolute() else path)
+
     # ------------------------------------------------------------------ state.json
 
     def state(self) -> dict:
@@ -178,7 +188,7 @@ def advance(state: dict, r: int, step: str, record: dict, folder: Path) -> None:
     if step == "generate" and record.get("backed_off"):
         state.update(adapter=record["backed_off"]["to"], backoff=state.get("backoff", 0) + 1)
     if step == "dpo" and record["pairs"]:
-        state["adapter"] = str(folder / "adapter")
+        state["adapter"] = f"{folder.name}/adapter"  # relative to the run folder (RunFolder.adapter_dir)
         state.setdefault("adapter_history", []).append(state["adapter"])
     if step == AUTO_K_STEP:
         state["n_clusters"] = record["k"]

@@ -155,11 +155,12 @@ class RunContext:
         return SamplingConfig(cfg.samples, cfg.temperature, cfg.top_p, cfg.max_new_tokens, cfg.generation_batch_size, cfg.seed)
 
     def interpret(self, adapter: str | None, sampling) -> tuple[list[list[str]], float | None]:
-        """The texts' interpretations by the base LLM with ``adapter`` (None: the base LLM alone), and tokens/s."""
+        """The texts' interpretations by the base LLM with ``adapter`` (as state.json names it; None: the
+        base LLM alone), and tokens/s."""
         from .generation import Interpreter
 
         cfg = self.config
-        interpreter = Interpreter(cfg.llm, adapter, cache_dir=cfg.cache_dir, trust_remote_code=cfg.trust_remote_code,
+        interpreter = Interpreter(cfg.llm, self.folder.adapter_dir(adapter), cache_dir=cfg.cache_dir, trust_remote_code=cfg.trust_remote_code,
                                   backend=cfg.generation_backend)
         try:
             answers = interpreter.interpret(self.texts, cfg.task, cfg.instruction, sampling, progress=self.progress)
@@ -315,7 +316,7 @@ class DPO:
         build = target.with_name(".adapter.tmp")
         shutil.rmtree(build, ignore_errors=True)
         summary = train_dpo(cfg.llm, preference_records(ctx.texts, pair_objs, cfg.task, cfg.instruction), build,
-                            settings=settings, previous_adapter=state["adapter"], cache_dir=cfg.cache_dir,
+                            settings=settings, previous_adapter=folder.adapter_dir(state["adapter"]), cache_dir=cfg.cache_dir,
                             trust_remote_code=cfg.trust_remote_code, progress=ctx.progress)
         shutil.rmtree(build / "_trainer", ignore_errors=True)
         atomic_publish_dir(build, target)
