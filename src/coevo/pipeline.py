@@ -319,7 +319,8 @@ class CoEvolution:
         keywords = class_keywords(self.texts_, self.labels_)
         adapter = final_adapter(self) if cfg.uses_llm else None
         names, sources = name_clusters(clusters, keywords, cfg, adapter, progress=self.progress)
-        record = {"basis": basis, "llm": cfg.llm if cfg.uses_llm else None, "adapter": adapter,
+        record = {"basis": basis, "llm": cfg.llm if cfg.uses_llm else None,
+                  "adapter": None if adapter is None else Path(adapter).relative_to(self.run_dir_).as_posix(),
                   "clusters": [{"cluster": entry["cluster"], "name": name, "source": source,
                                 "keywords": keywords.get(entry["cluster"], [])}
                                for entry, name, source in zip(clusters, names, sources)],
