@@ -193,11 +193,13 @@ def test_render_markdown_tables():
     records += [record("goemo", "kmeans", s, 20.0 + s) for s in (0, 1, 2)]
     records += [record("goemo", "full", 0, 19.0)]
     records += [record("goemo", "expand", 0, 0.0, status="failed")]
+    records[1].commit = "abc1234, def5678"  # a run resumed on other code names both commits
     meta = ReportMeta(tier="t", seed_policy="recluster", seeds=(0, 1, 2), sample=100,
                       common={"llm": "tiny", "rounds": 2}, variants={"default": {"llm": "tiny", "rounds": 2}},
                       datasets=("bank77", "goemo", "reddit"), methods=("kmeans", "expand", "full"))
     text = render_markdown(records, meta)
-    assert "recluster policy" in text and "Test CPU" in text and "abc1234" in text and "LLM `tiny`" in text
+    assert "recluster policy" in text and "Test CPU" in text and "LLM `tiny`" in text
+    assert "- Commit: abc1234, def5678; results" in text  # each commit once
     acc = text.split("## ACC (%)")[1].split("## NMI")[0]
     assert "| dataset | kmeans | expand | full |" in acc
     assert "| bank77 | 41.0 ± 1.0 | - | **51.0 ± 1.0** |" in acc

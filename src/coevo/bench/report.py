@@ -171,7 +171,8 @@ def _header(ok: Sequence[Record], meta: ReportMeta, rows: Sequence[str], variant
               if len(meta.seeds) > 1 else "Tables give the one seed's result; `-` marks a cell without results.")
     out.append(f"- {policy} {spread}")
     machines = sorted({r.machine for r in ok if r.machine})
-    commits = sorted({r.commit for r in ok if r.commit})
+    # a resumed run records every commit that ran one of its steps, joined by ", "
+    commits = sorted({c for r in ok if r.commit for c in r.commit.split(", ")})
     dates = sorted(r.date for r in ok if r.date)
     wall = sum(r.wall_s or 0.0 for r in ok)
     out.append(f"- Machine: {'; '.join(machines) or 'not recorded'}.")
