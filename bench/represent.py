@@ -12,8 +12,14 @@ criterion picks and what that pick scores against the best w in hindsight (the o
 reads the labels and is no method). Where the tier has a `kmeans` cell for the same dataset and
 seed, its ACC stands beside, so the table says where each rule beats the baseline.
 
+``base`` clusters the base embedder's f(x) alone (plain embed + KMeans) at the same KMeans seeds,
+and the ``gate`` rule keeps it instead of the default weight when it is the more stable of the two
+by the ``stability`` criterion: the label-free "lean on the text" of issue 13, which returns the
+baseline's clusters where co-evolution made the clusters less reproducible.
+
     python bench/represent.py --tier levers        # -> docs/results/represent-levers.{json,md}
     python bench/represent.py --tier levers-cpu --run-seeds 0 1 --seeds 0 1 2 --criteria
+    python bench/represent.py --tier cpu --run-seeds 0 1 --base --criteria stability --only bank77 goemo
 
 A run measured before is not measured again while its `summary.json` is unchanged, so the
 script can follow a tier that is still running.
@@ -46,9 +52,10 @@ def summary_digest(run_dir: Path) -> str:
     return hashlib.sha256((run_dir / "summary.json").read_bytes()).hexdigest()
 
 
-def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: int | None, criteria) -> dict:
-    from coevo import CoEvolution
-    from coevo.clustering import agreement_weights, interp_weight_criteria, kmeans, mean_by_owner, represent
+def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: int | None, criteria,
+            base: bool = False) -> dict:
+    from coevo import CoEvolution, models
+    from coevo.clustering import agreement_weights, embed, interp_weight_criteria, kmeans, mean_by_owner, represent
     from coevo.metrics import evaluate
     from coevo.pipeline import step_seed
 
@@ -60,32 +67,46 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
     interp_mean, counts = mean_by_owner(interp_vec, owner, len(model.texts_))
     agreeing, mean_agreement = agreement_weights(interp_vec, owner, len(model.texts_), float(DEFAULT))
     rows = {}
-    for w in (*WEIGHTS, *RULES):
-        z = represent(text_vec, interp_mean, counts, weight=agreeing if w == "agreement" else w)
+    representations = {str(w): represent(text_vec, interp_mean, counts, weight=agreeing if w == "agreement" else w)
+                       for w in (*WEIGHTS, *RULES)}
+    if base:
+        base_text = embed(models.load_embedder(cfg.embedder, cache_dir=cfg.cache_dir), model.texts_, progress=False)
+        representations["base"] = represent(base_text, None)
+    for w, z in representations.items():
         accs, nmis = [], []
         for seed in seeds:
             labels = kmeans(z, cfg.n_clusters, seed=step_seed(seed, last, "cluster"), n_init=n_init or cfg.kmeans_init).labels
             m = evaluate(model.gold_, labels)
             accs.append(m["acc"])
             nmis.append(m["nmi"])
-        rows[str(w)] = {"acc": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
-                        "nmi": float(np.mean(nmis))}
+        rows[w] = {"acc": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+                   "nmi": float(np.mean(nmis))}
     if criteria:
         for w, values in zip(WEIGHTS, interp_weight_criteria(text_vec, interp_mean, counts, cfg.n_clusters, WEIGHTS,
                                                              seed=cfg.seed, criteria=tuple(criteria))):
             rows[str(w)].update(values)
+        if base and "stability" in criteria:  # weight 0 on the base f(x): the stability of the baseline's clusters
+            rows["base"].update(interp_weight_criteria(base_text, interp_mean, counts, cfg.n_clusters, [0.0],
+                                                       seed=cfg.seed, criteria=("stability",))[0])
     return {"summary_sha256": digest, "commit": commit, "weights": rows, "seconds": time.perf_counter() - started,
             "mean_agreement": mean_agreement}
 
 
 def picks(weights: dict) -> dict:
-    """For each criterion (and the oracle): the w it picks and the ACC at that w."""
-    weights = {w: v for w, v in weights.items() if w not in RULES}
+    """For each criterion (and the oracle): the w it picks and the ACC at that w; with a ``base``
+    column, the ``gate``: the base f(x) alone when its clusters are more stable than the default's."""
+    base = weights.get("base")
+    weights = {w: v for w, v in weights.items() if w not in (*RULES, "base")}
     out = {"oracle": max(weights, key=lambda w: weights[w]["acc"])}
     for c in CRITERIA:
         if all(c in v for v in weights.values()):
             out[c] = max(weights, key=lambda w: (weights[w][c], -float(w)))
-    return {name: {"w": float(w), "acc": weights[w]["acc"]} for name, w in out.items()}
+    chosen = {name: {"w": float(w), "acc": weights[w]["acc"]} for name, w in out.items()}
+    if base is not None and "stability" in base:
+        keep_base = base["stability"] > weights[DEFAULT]["stability"]
+        chosen["gate"] = {"w": "base" if keep_base else float(DEFAULT),
+                          "acc": base["acc"] if keep_base else weights[DEFAULT]["acc"]}
+    return chosen
 
 
 def _kmeans_acc(tier: str) -> dict[tuple[str, int], float]:
@@ -100,9 +121,13 @@ def _vs(gains: list[float]) -> str:
             f"worse on {sum(x < -0.05 for x in gains)}")
 
 
+def _label(column: str) -> str:
+    return f"`{column}`" if column in (*RULES, "base") else f"w = {column}"
+
+
 def render(data: dict) -> str:
-    columns = [str(w) for w in WEIGHTS] + list(RULES)
     cells = [(dataset, run, r) for dataset, by_run in data["results"].items() for run, r in by_run.items()]
+    columns = [str(w) for w in WEIGHTS] + list(RULES) + (["base"] if data.get("base") else [])
     lines = [f"# How much interpretation the clustering should read: the `{data['tier']}` tier's runs", "",
              "Written by `bench/represent.py`; do not edit by hand.", "",
              f"- commits {', '.join(f'`{c}`' for c in data['commits'])}, last run {data['date']}, machine: "
@@ -116,6 +141,11 @@ def render(data: dict) -> str:
              "(no labels, no criterion)",
              "- `kmeans`: the tier's own `kmeans` cell of the same dataset and seed (base embedder, text alone), "
              "as the bench measured it", ""]
+    if data.get("base"):
+        lines[-1:-1] = ["- `base`: the base embedder's f(x) alone (what `kmeans` clusters) at the same KMeans seeds "
+                        "and restarts as the other columns; `gate` keeps it instead of the default weight when its "
+                        "clusters are the more stable of the two (`stability` below), or else the default: "
+                        "a label-free \"lean on the text\""]
     if any(c in r["weights"][str(WEIGHTS[0])] for *_, r in cells for c in CRITERIA):
         lines[-1:-1] = ["- criteria, none reads labels: `stability` = mean ARI between KMeans runs on two 80% "
                         "subsamples (on the texts both hold); `silhouette` = cosine silhouette of the clustering in "
@@ -123,7 +153,7 @@ def render(data: dict) -> str:
                         "interpretation-only clusterings",
                         "- `oracle` = the w with the best ACC (reads labels; a bound, not a method)"]
     lines += ["## ACC by weight", "",
-              "| dataset | run | kmeans | " + " | ".join(f"w={c}" if c not in RULES else c for c in columns) + " |",
+              "| dataset | run | kmeans | " + " | ".join(c if c in (*RULES, "base") else f"w={c}" for c in columns) + " |",
               "|---|---|---:|" + "---:|" * len(columns)]
     for dataset, run, r in cells:
         best = max(r["weights"][c]["acc"] for c in columns)
@@ -131,9 +161,9 @@ def render(data: dict) -> str:
                        else f"{r['weights'][c]['acc']:.1f}" for c in columns]
         base = r.get("kmeans_acc")
         lines.append(f"| {dataset} | {run} | {'-' if base is None else f'{base:.1f}'} | " + " | ".join(shown_cells) + " |")
-    names = ["oracle", *CRITERIA]
     gains: dict[str, list[float]] = {}
     picked = [(dataset, run, r, picks(r["weights"])) for dataset, run, r in cells]
+    names = ["oracle", *CRITERIA] + (["gate"] if any("gate" in p for *_, p in picked) else [])
     if any(len(p) > 1 for *_, p in picked):
         lines += ["", "## What each criterion picks (w, then ACC at that w)", "",
                   f"| dataset | run | w={DEFAULT} (default) | " + " | ".join(names) + " |",
@@ -143,14 +173,15 @@ def render(data: dict) -> str:
             row = []
             for n in names:
                 if n in p:
-                    row.append(f"{p[n]['w']:g} · {p[n]['acc']:.1f}")
+                    row.append(f"{p[n]['w'] if isinstance(p[n]['w'], str) else format(p[n]['w'], 'g')} · "
+                               f"{p[n]['acc']:.1f}")
                     gains.setdefault(n, []).append(p[n]["acc"] - reference)
                 else:
                     row.append("-")
             lines.append(f"| {dataset} | {run} | {reference:.1f} | " + " | ".join(row) + " |")
     for c in columns:
         if c != DEFAULT:
-            gains[c if c in RULES else f"fixed w={c}"] = [r["weights"][c]["acc"] - r["weights"][DEFAULT]["acc"]
+            gains[c if c in (*RULES, "base") else f"fixed w={c}"] = [r["weights"][c]["acc"] - r["weights"][DEFAULT]["acc"]
                                                          for *_, r in cells]
     lines += ["", f"Mean ACC change against the default w = {DEFAULT}, over the runs above:", ""]
     lines += [f"- `{n}`: {_vs(g)}" for n, g in gains.items() if g]
@@ -159,9 +190,15 @@ def render(data: dict) -> str:
         lines += ["", "Against the tier's `kmeans` cell of the same dataset and seed (ACC points):", ""]
         for c in columns:
             diffs = [r["weights"][c]["acc"] - base for r, base in with_base]
-            lines.append(f"- {'`' + c + '`' if c in RULES else f'w = {c}'}: mean {np.mean(diffs):+.2f} over "
+            lines.append(f"- {_label(c)}: mean {np.mean(diffs):+.2f} over "
                          f"{len(diffs)} runs; above on {sum(d > 0 for d in diffs)}, more than 1.0 below on "
                          f"{sum(d < -1.0 for d in diffs)}, lowest {min(diffs):+.1f}")
+        gated = [(p["gate"]["acc"], r["kmeans_acc"]) for *_, r, p in picked if "gate" in p and r.get("kmeans_acc") is not None]
+        if gated:
+            diffs = [acc - base for acc, base in gated]
+            lines.append(f"- `gate`: mean {np.mean(diffs):+.2f} over {len(diffs)} runs; above on "
+                         f"{sum(d > 0 for d in diffs)}, more than 1.0 below on {sum(d < -1.0 for d in diffs)}, "
+                         f"lowest {min(diffs):+.1f}")
     return "\n".join(lines) + "\n"
 
 
@@ -176,6 +213,9 @@ def main() -> None:
     parser.add_argument("--kmeans-init", type=int, default=None, help="KMeans restarts (default: each run's own)")
     parser.add_argument("--criteria", nargs="*", choices=CRITERIA, default=list(CRITERIA),
                         help="label-free criteria to score each w by (none: --criteria alone)")
+    parser.add_argument("--base", action="store_true",
+                        help="also cluster the base embedder's f(x) alone, and score the stability gate")
+    parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     roots = [runs / args.tier for runs in args.runs]
@@ -185,13 +225,14 @@ def main() -> None:
     out = results_dir() / (args.name or f"represent-{args.tier}")
     before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
     settings = {"seeds": args.seeds, "weights": list(WEIGHTS), "rules": list(RULES), "kmeans_init": args.kmeans_init,
-                "criteria": args.criteria}
+                "criteria": args.criteria, **({"base": True} if args.base else {})}
     if any(before.get(k) != v for k, v in settings.items()):
         before = {}  # other KMeans seeds, weights or rules: nothing can be reused
     provenance = stamp()
     commit, where = provenance["commit"], provenance["machine"]
     baselines = _kmeans_acc(args.tier)
-    results: dict[str, dict] = {}
+    # --only measures some datasets; the file keeps what it holds of the others
+    results: dict[str, dict] = {d: v for d, v in before.get("results", {}).items() if args.only and d not in args.only}
 
     def save() -> None:
         """Written after every measured run, so an interrupted pass keeps what it measured."""
@@ -201,7 +242,8 @@ def main() -> None:
         write_results(out.parent, out.name, data, render)
 
     for variant_dir in sorted(p for root in roots for p in root.iterdir() if p.is_dir()):
-        for dataset_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()):
+        for dataset_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()
+                                  and (args.only is None or p.name in args.only)):
             for method in METHODS:
                 for run_seed in args.run_seeds:
                     run = dataset_dir / f"{method}-seed{run_seed}"
@@ -211,7 +253,7 @@ def main() -> None:
                     old = before.get("results", {}).get(dataset_dir.name, {}).get(name)
                     digest = summary_digest(run)
                     if old is None or old.get("summary_sha256") != digest:
-                        old = measure(run, args.seeds, commit, digest, args.kmeans_init, args.criteria)
+                        old = measure(run, args.seeds, commit, digest, args.kmeans_init, args.criteria, args.base)
                         print(dataset_dir.name, name, {w: round(v["acc"], 1) for w, v in old["weights"].items()},
                               file=sys.stderr, flush=True)
                     old["kmeans_acc"] = baselines.get((dataset_dir.name, run_seed))
