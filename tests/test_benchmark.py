@@ -239,6 +239,19 @@ def test_render_markdown_with_variants_labels_columns():
     assert "Settings of all variants: KMeans restarts `50`;" in text and "rounds" not in text
 
 
+def test_an_llm_variant_without_kmeans_is_judged_against_the_kmeans_of_another():
+    """The LLM-size tier runs kmeans once (it reads no LLM); each LLM's full is compared with it."""
+    variants = {"small": {"llm": "a"}, "large": {"llm": "b"}}
+    records = [record("bank77", "kmeans", 0, 40.0, variant="small", options=variants["small"]),
+               record("bank77", "full", 0, 45.0, variant="small", options=variants["small"]),
+               record("bank77", "full", 0, 48.0, variant="large", options=variants["large"])]
+    meta = ReportMeta(tier="llm", seed_policy="full", seeds=(0,), common={}, variants=variants,
+                      methods=("kmeans", "full"), variant_methods={"large": ("full",)})
+    acc = render_markdown(records, meta).split("## ACC (%)")[1].split("## NMI")[0]
+    assert "- full (small) beats kmeans (small) on 1 of 1 datasets (higher mean); mean difference +5.0" in acc
+    assert "- full (large) beats kmeans (small) on 1 of 1 datasets (higher mean); mean difference +8.0" in acc
+
+
 def test_render_leaves_out_records_asked_with_other_settings():
     """A setting changed since a cell ran: its old numbers must not sit under today's settings."""
     now = {"embedder": "a", "kmeans_init": 50}

@@ -248,7 +248,12 @@ def _beats_lines(means, rows, columns, label, group_name: str | None = None) -> 
     out = []
     within = f" of group {group_name}" if group_name else ""
     for full in [c for c in columns if c[0] == "full"]:
-        for other in [c for c in columns if c[1] == full[1] and c != full]:
+        others = [c for c in columns if c[1] == full[1] and c != full]
+        if not any(c[0] == "kmeans" for c in others):
+            # a variant that does not run kmeans (it reads no LLM, so an LLM variant need not) is judged
+            # against the kmeans another variant ran
+            others += [c for c in columns if c[0] == "kmeans"]
+        for other in others:
             shared = [d for d in rows if d in means[full] and d in means[other]]
             if shared:
                 gaps = {d: means[full][d] - means[other][d] for d in shared}
