@@ -121,6 +121,11 @@ def _vs(gains: list[float]) -> str:
             f"worse on {sum(x < -0.05 for x in gains)}")
 
 
+def _against_kmeans(label: str, diffs: list[float]) -> str:
+    return (f"- {label}: mean {np.mean(diffs):+.2f} over {len(diffs)} runs; above on {sum(d > 0 for d in diffs)}, "
+            f"more than 1.0 below on {sum(d < -1.0 for d in diffs)}, lowest {min(diffs):+.1f}")
+
+
 def _label(column: str) -> str:
     return f"`{column}`" if column in (*RULES, "base") else f"w = {column}"
 
@@ -189,16 +194,10 @@ def render(data: dict) -> str:
     if with_base:
         lines += ["", "Against the tier's `kmeans` cell of the same dataset and seed (ACC points):", ""]
         for c in columns:
-            diffs = [r["weights"][c]["acc"] - base for r, base in with_base]
-            lines.append(f"- {_label(c)}: mean {np.mean(diffs):+.2f} over "
-                         f"{len(diffs)} runs; above on {sum(d > 0 for d in diffs)}, more than 1.0 below on "
-                         f"{sum(d < -1.0 for d in diffs)}, lowest {min(diffs):+.1f}")
-        gated = [(p["gate"]["acc"], r["kmeans_acc"]) for *_, r, p in picked if "gate" in p and r.get("kmeans_acc") is not None]
+            lines.append(_against_kmeans(_label(c), [r["weights"][c]["acc"] - base for r, base in with_base]))
+        gated = [p["gate"]["acc"] - r["kmeans_acc"] for *_, r, p in picked if "gate" in p and r.get("kmeans_acc") is not None]
         if gated:
-            diffs = [acc - base for acc, base in gated]
-            lines.append(f"- `gate`: mean {np.mean(diffs):+.2f} over {len(diffs)} runs; above on "
-                         f"{sum(d > 0 for d in diffs)}, more than 1.0 below on {sum(d < -1.0 for d in diffs)}, "
-                         f"lowest {min(diffs):+.1f}")
+            lines.append(_against_kmeans("`gate`", gated))
     return "\n".join(lines) + "\n"
 
 
