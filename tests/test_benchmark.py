@@ -85,6 +85,7 @@ def test_good_config_parses(tmp_path, data_dir):
         (GOOD.replace("[settings]", "sample = 1\n[settings]"), "sample", "at least 2"),
         (GOOD + '[[variants]]\nembedder = "x"\n', "variants[0].name", "name"),
         (GOOD.replace("[settings]", '[groups]\ndev = ["reddit"]\n[settings]'), "groups.dev", "unknown dataset of the config"),
+        ('reuse = ["tier"]\n' + GOOD, "reuse", "other tiers"),
     ],
 )
 def test_config_errors_name_the_file_and_key(tmp_path, data_dir, body, key, needle):
@@ -144,6 +145,38 @@ def test_dry_run_plans_every_cell_and_writes_nothing(tmp_path, data_dir):
     assert only.planned == 2 * 3
     with pytest.raises(CoevoError, match=r"option --only: 'reddit' is not a dataset"):
         run_bench(config, only=["reddit"], dry_run=True, out_dir=tmp_path / "out", log=lambda _: None)
+
+
+def test_reuse_takes_the_cells_another_tier_ran_asked_the_same(tmp_path, data_dir):
+    """A cell another tier ran with the same sample, seed and settings is taken from its results, not run
+    again, and says where it came from; one asked otherwise is still run."""
+    from dataclasses import asdict
+
+    from coevo.bench.runner import _plan
+
+    body = 'reuse = ["other"]\ndatasets = ["bank77", "goemo"]\nmethods = ["kmeans"]\nseeds = [0]\nseed_policy = "full"\n'
+    config = load_bench_config(write_config(tmp_path, body, data_dir))
+    out = tmp_path / "out"
+    with pytest.raises(CoevoError, match=r"key 'reuse': tier 'other' has no results file"):
+        run_bench(config, dry_run=True, out_dir=out, log=lambda _: None)
+    bank77, goemo = _plan(config, config.datasets, out / config.tier)
+    same = record("bank77", "kmeans", 0, 61.0, options=bank77.options)
+    same.config, same.k = bank77.expected_config(), bank77.k
+    other_sample = record("goemo", "kmeans", 0, 40.0, options={**goemo.options, "sample": 6})
+    out.mkdir()
+    (out / "other.json").write_text(json.dumps([asdict(r) for r in (same, other_sample)]))
+
+    lines: list[str] = []
+    plan = run_bench(config, dry_run=True, out_dir=out, log=lines.append)
+    assert (plan.reused, plan.planned) == (1, 1)
+    assert any("bank77 · kmeans · seed 0: taken from other.json" in line for line in lines)
+    done = run_bench(config, only=["bank77"], out_dir=out, log=lambda _: None)
+    assert (done.reused, done.ran) == (1, 0) and "1 taken from other tiers" in done.summary_line()
+    [taken] = read_records(out / "tier.json")
+    assert taken.reused_from == "other" and taken.acc == 61.0 and taken.commit == same.commit
+    assert "1 from `other`" in (out / "tier.md").read_text()
+    again = run_bench(config, only=["bank77"], dry_run=True, out_dir=out, log=lambda _: None)
+    assert (again.cached, again.reused) == (1, 0)
 
 
 def test_cli_bad_config_is_one_line_exit_2(tmp_path, data_dir):

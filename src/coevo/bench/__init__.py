@@ -34,6 +34,7 @@ Config file (see bench/configs/*.toml; the tier is the file's stem)::
     [[extra]]                    # more methods on some datasets only
     methods = ["random-select"]
     datasets = ["bank77"]
+    reuse = ["cpu"]              # optional: tiers whose finished cells, asked the same, count as done here
     [[variants]]                 # optional: the whole grid per model setting
     name = "minilm"
     embedder = "all-MiniLM-L6-v2"

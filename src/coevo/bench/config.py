@@ -69,7 +69,7 @@ def effective_settings(method: str, settings: Mapping[str, Any]) -> dict[str, An
 DEFAULT_VARIANT = "default"
 
 _TOP_KEYS = ("description", "data_dir", "datasets", "methods", "seeds", "seed_policy", "sample", "settings", "extra",
-             "variants", "groups")
+             "variants", "groups", "reuse")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -102,6 +102,7 @@ class BenchConfig:
     common: Mapping[str, Any]  # the [settings] table
     variants: tuple[Variant, ...]
     groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # e.g. the dev and confirmation halves
+    reuse: tuple[str, ...] = ()  # tiers whose finished cells count as this tier's when asked the same
 
 
 def load_bench_config(path: str | os.PathLike, *, data_dir: str | os.PathLike | None = None) -> BenchConfig:
@@ -191,6 +192,11 @@ def load_bench_config(path: str | os.PathLike, *, data_dir: str | os.PathLike | 
             raise fail(f"groups.{name}", "a group name is letters, digits, '-', '_' or '.'")
         groups[name] = tuple(_names({name: members}, name, all_datasets, "dataset of the config", fail, prefix="groups."))
 
+    reuse = _typed(raw.get("reuse", []), list, "reuse", fail)
+    for name in reuse:
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or name == tier:
+            raise fail("reuse", f"give the names of other tiers (the stems of their configs), got {name!r}")
+
     if data_dir is not None:
         folder, key = Path(data_dir), "option --data-dir"
     else:
@@ -203,7 +209,7 @@ def load_bench_config(path: str | os.PathLike, *, data_dir: str | os.PathLike | 
             raise CoevoError(f"{key}: {folder} has no {dataset}.jsonl (dataset of {where})")
 
     return BenchConfig(path, tier, description, folder.resolve(), all_datasets, all_methods, tuple(cells),
-                       tuple(seeds), policy, sample, common, tuple(variants), groups)
+                       tuple(seeds), policy, sample, common, tuple(variants), groups, tuple(dict.fromkeys(reuse)))
 
 
 def _typed(value: Any, kind: type, key: str, fail: Callable[[str, str], CoevoError]) -> Any:

@@ -28,7 +28,9 @@ class Record:
     that matters to its method, is redone, so a changed default redoes the cells it
     changes. ``commit`` is the code that ran the run's steps, as its folder kept it.
     ``rounds_detail`` has, per round of an LLM method's run, the guard figures and
-    the clustering of the interpretations alone.
+    the clustering of the interpretations alone. ``reused_from`` names the tier whose
+    results file the record was taken from (a tier's ``reuse`` key: the same cell,
+    asked the same, is not run twice); empty when this tier ran it.
     """
 
     dataset: str
@@ -59,6 +61,7 @@ class Record:
     commit: str = ""
     machine: str = ""
     date: str = ""
+    reused_from: str = ""
 
     @property
     def key(self) -> tuple[str, str, str, int]:

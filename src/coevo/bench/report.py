@@ -175,6 +175,14 @@ def _header(ok: Sequence[Record], meta: ReportMeta, rows: Sequence[str], variant
     commits = sorted({c for r in ok if r.commit for c in r.commit.split(", ")})
     dates = sorted(r.date for r in ok if r.date)
     wall = sum(r.wall_s or 0.0 for r in ok)
+    reused = {}
+    for r in ok:
+        if r.reused_from:
+            reused[r.reused_from] = reused.get(r.reused_from, 0) + 1
+    if reused:
+        tiers = ", ".join(f"{n} from `{tier}`" for tier, n in reused.items())
+        out.append(f"- Cells taken from other tiers' results (the same cell asked the same: sample, seed, settings; "
+                   f"run there, not again here): {tiers}. They keep the commit, date and time they ran with.")
     out.append(f"- Machine: {'; '.join(machines) or 'not recorded'}.")
     hours = f"{wall / 3600:.1f} h" if wall >= 3600 else f"{wall / 60:.1f} min"
     out.append(f"- Wall time: {hours}, the sum over the cells below as measured by the harness.")

@@ -86,15 +86,18 @@ class BenchOutcome:
     failed: int = 0
     skipped: int = 0  # recluster seeds not tried because their run failed
     planned: int = 0  # --dry-run: cells that would run
+    reused: int = 0  # cells taken from the results of the tiers the config's ``reuse`` names
     dry_run: bool = False
     json_path: Path | None = None
     md_path: Path | None = None
 
     def summary_line(self) -> str:
+        reused = f", {self.reused} taken from other tiers" if self.reused else ""
         if self.dry_run:
-            return f"dry run: {self.planned} cells to run, {self.cached} cached; nothing was run or written"
+            return f"dry run: {self.planned} cells to run, {self.cached} cached{reused}; nothing was run or written"
         skipped = f", {self.skipped} skipped (their run failed)" if self.skipped else ""
-        return (f"{self.ran + self.cached + self.failed + self.skipped} cells: {self.ran} run, {self.cached} cached, "
+        total = self.ran + self.cached + self.reused + self.failed + self.skipped
+        return (f"{total} cells: {self.ran} run, {self.cached} cached{reused}, "
                 f"{self.failed} failed{skipped}; results: {self.json_path} and {self.md_path}")
 
 
@@ -120,6 +123,7 @@ def run_bench(
                            dry_run=dry_run)
     units = _plan(config, _only(config, only), runs_root)
     done = {r.key: r for r in read_records(outcome.json_path) if r.status == "ok"}
+    reusable = _reusable(config, results)
     meta = ReportMeta.of(config)
     stamp = _Stamp(root=root, machine=machine())
     for i, unit in enumerate(units, start=1):
@@ -128,6 +132,14 @@ def run_bench(
         outcome.cached += len(unit.seeds) - len(todo)
         if not todo:
             log(f"{head}: cached (seed{'s' if len(unit.seeds) > 1 else ''} {_seeds(unit.seeds)})")
+            continue
+        taken = _taken(reusable, unit, todo)
+        if taken:
+            outcome.reused += len(taken)
+            for r in taken:
+                log(f"{head} · seed {r.seed}: taken from {r.reused_from}.json ({_scores(r)}; ran at {r.commit})")
+            if not dry_run:
+                _publish(outcome, taken, meta)
             continue
         if dry_run:
             outcome.planned += len(todo)
@@ -145,6 +157,35 @@ def run_bench(
     if not dry_run and outcome.json_path.exists():
         _publish(outcome, [], meta)  # the report follows the config (description, order) even when nothing ran
     return outcome
+
+
+def _reusable(config: BenchConfig, results: Path) -> dict[tuple[str, str, int], list[Record]]:
+    """The finished records of the tiers the config's ``reuse`` names, by (dataset, method, seed), each marked
+    with the tier that ran it."""
+    found: dict[tuple[str, str, int], list[Record]] = {}
+    for tier in config.reuse:
+        path = results / f"{tier}.json"
+        if not path.exists():
+            raise CoevoError(f"config {config.path}: key 'reuse': tier {tier!r} has no results file {path}; "
+                             "run that tier first or take it out of 'reuse'")
+        for r in read_records(path):
+            if r.status == "ok":
+                found.setdefault((r.dataset, r.method, r.seed), []).append(
+                    dataclasses.replace(r, reused_from=r.reused_from or tier))
+    return found
+
+
+def _taken(reusable: Mapping[tuple[str, str, int], Sequence[Record]], unit: Unit, todo: Sequence[int]) -> list[Record]:
+    """Other tiers' records that answer every seed the unit still needs, asked the same (sample, seed, settings),
+    as this tier's; none unless all seeds are answered, since a recluster seed needs its run's folder here."""
+    taken = []
+    for seed in todo:
+        match = next((r for r in reusable.get((unit.dataset, unit.method, seed), ()) if r.asked_for(unit.options)),
+                     None)
+        if match is None:
+            return []
+        taken.append(dataclasses.replace(match, variant=unit.variant.name))
+    return taken
 
 
 def _is_done(done: Mapping, unit: Unit, seed: int) -> bool:
