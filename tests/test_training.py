@@ -147,5 +147,7 @@ def test_dpo_scores_only_the_answer_positions_with_the_same_log_probs(monkeypatc
     assert applied
     assert rows == [2 * (ids.shape[1] - 1), 2 * 3]  # TRL's CPU path projects every position; ours the answers
     assert torch.allclose(answers_only, every_position, atol=1e-5)
-    assert torch.allclose(answers_grad, every_grad, atol=1e-5)
+    # The same sum over fewer rows, so float32 rounding differs with the reduction order (6e-5 of the
+    # gradient's norm on an AMD EPYC without AVX-512); a wrong set of positions moves it by its whole size.
+    assert (answers_grad - every_grad).norm() <= 5e-4 * every_grad.norm()
     assert trl_utils._use_triton(torch.device("cpu")) is False  # restored after training
