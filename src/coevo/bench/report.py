@@ -5,6 +5,7 @@ figures, stale and failed cells."""
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -175,10 +176,7 @@ def _header(ok: Sequence[Record], meta: ReportMeta, rows: Sequence[str], variant
     commits = sorted({c for r in ok if r.commit for c in r.commit.split(", ")})
     dates = sorted(r.date for r in ok if r.date)
     wall = sum(r.wall_s or 0.0 for r in ok)
-    reused = {}
-    for r in ok:
-        if r.reused_from:
-            reused[r.reused_from] = reused.get(r.reused_from, 0) + 1
+    reused = Counter(r.reused_from for r in ok if r.reused_from)
     if reused:
         tiers = ", ".join(f"{n} from `{tier}`" for tier, n in reused.items())
         out.append(f"- Cells taken from other tiers' results (the same cell asked the same: sample, seed, settings; "
