@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from coevo.generation import Interpreter, SamplingConfig
+from coevo.prompts import system_prompt
 from tests.conftest import TEST_LLM
 
 pytestmark = pytest.mark.slow
@@ -18,10 +19,14 @@ def interpreter(tmp_path_factory):
     return it
 
 
-def test_shared_prefill_matches_plain_generate(interpreter):
+@pytest.mark.parametrize("texts", [
+    ["my card never arrived", "how do i reset my password please", "cancel it"],
+    ["cancel it", "cancel it"],  # the whole prompt is shared but its last token
+])
+def test_shared_prefill_matches_plain_generate(interpreter, texts):
     """Greedy decoding from a prefilled, copied, compacted cache equals generate() on the repeated prompts."""
     it = interpreter
-    prompts = it.prompts(["my card never arrived", "how do i reset my password please", "cancel it"], "intent")
+    prompts = it.prompts(texts, "intent")
     enc = it.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
     with torch.no_grad():
         plain = it.decoder.model.generate(
@@ -49,6 +54,27 @@ def test_prefill_scores_no_prompt_position(interpreter):
         hook.remove()
     # the first call is the first decode step (2 prompts x 2 samples rows), not a prefill of the 2 prompts
     assert tuple(seen[0][:2]) == (4, 1) and len(seen) <= 3 and all(shape[1] == 1 for shape in seen)
+
+
+def test_shared_opening_is_prefilled_once(interpreter):
+    """The opening all prompts share (template and system message) goes through the model once, as
+    one row; then only the rest of each prompt, before the decode steps."""
+    it = interpreter
+    texts = ["my card never arrived", "how do i reset my password please", "cancel it"]
+    prompts = it.prompts(texts, "intent")
+    lengths = [len(it.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    system_block = it.tokenizer.apply_chat_template([{"role": "system", "content": system_prompt("intent")}], tokenize=False)
+    seen = []
+    hook = it.decoder._backbone.register_forward_hook(
+        lambda module, args, kwargs, output: seen.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True)
+    try:
+        it.decoder.decode(prompts, SamplingConfig(samples=2, temperature=0.0, max_new_tokens=3), seed=0)
+    finally:
+        hook.remove()
+    (one, shared), (rows, rest) = seen[0], seen[1]
+    assert one == 1 and shared >= len(it.tokenizer(system_block, add_special_tokens=False)["input_ids"])
+    assert rows == len(texts) and shared + rest + 1 == max(lengths)
+    assert all(shape[1] == 1 for shape in seen[2:])  # decode steps
 
 
 def test_samples_order_seed_and_cache(interpreter, monkeypatch):

@@ -1,10 +1,12 @@
 """Step 1: the LLM writes M interpretations of every text.
 
-Speed comes from three things ``generate(num_return_sequences=M)`` does not do:
+Speed comes from four things ``generate(num_return_sequences=M)`` does not do:
 the prompt of a text is prefilled *once* and its key/value cache is copied to
-its M samples; many texts are decoded together; and a row leaves the batch (and
-its cache) as soon as its answer ends, because a decode step costs time in
-proportion to its rows and most answers are much shorter than the longest.
+its M samples; the opening all prompts share (chat template and system message,
+most of a short text's prompt) is prefilled once per batch; many texts are
+decoded together; and a row leaves the batch (and its cache) as soon as its
+answer ends, because a decode step costs time in proportion to its rows and
+most answers are much shorter than the longest.
 That last point needs a small decode loop over the model's forward and its
 ``DynamicCache``; with temperature 0 it gives exactly ``generate()``'s greedy
 output (tests/test_generation.py checks it). ``bench/speed.py`` measures the gain.
@@ -14,7 +16,7 @@ the prompts, the sampling settings and the seed, so an interrupted round, a
 rerun, or another method on the same data does not redo them.
 
 On a CUDA GPU with vLLM installed, decoding goes through vLLM instead (paged
-attention and continuous batching do the same three things, faster), with the
+attention, prefix caching and continuous batching do the same things, faster), with the
 round's LoRA adapter served by vLLM's LoRA support; the answers come back in
 the same form, cleaned and cached the same way. ``generation_backend`` picks it;
 both are ``registry.Decoder``s, and a user's own decoder can be registered beside them.
@@ -90,6 +92,15 @@ def _sample(logits: torch.Tensor, temperature: float, top_p: float, generator: t
         probs = probs.masked_fill(before >= top_p, 0.0)
     choice = torch.multinomial(probs, 1, generator=generator)
     return top_ids.gather(-1, choice)[:, 0]
+
+
+def _shared_prefix_length(token_ids: list[list[int]]) -> int:
+    """How many leading tokens all prompts share, leaving every prompt at least its last token."""
+    first, shortest = token_ids[0], min(map(len, token_ids))
+    length = 0
+    while length < shortest - 1 and all(ids[length] == first[length] for ids in token_ids):
+        length += 1
+    return length
 
 
 def _end_token_ids(model, tokenizer) -> torch.Tensor:
@@ -263,18 +274,13 @@ class TorchDecoder:
         batch and its cache at once: a decode step costs time in proportion to
         its rows here, and most answers end long before the longest one.
         """
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
-        ids, mask = enc["input_ids"], enc["attention_mask"]
         m = sampling.samples
-        positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-        cache = DynamicCache(config=self.model.config)
-        self._backbone(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], cache=cache,
-                       use_cache=True)
+        cache, last, mask, last_position = self._prefill(prompts)
         cache.batch_repeat_interleave(m)
-        rows = ids.shape[0] * m
-        token = ids[:, -1].repeat_interleave(m)
+        rows = len(prompts) * m
+        token = last.repeat_interleave(m)
         attention = mask.repeat_interleave(m, dim=0)
-        position = positions[:, -1].repeat_interleave(m)
+        position = last_position.repeat_interleave(m)
         active = torch.arange(rows, device=self.device)
         answers: list[list[int]] = [[] for _ in range(rows)]
         generator = torch.Generator(device=self.device).manual_seed(seed)
@@ -297,6 +303,33 @@ class TorchDecoder:
         produced = sum(len(a) for a in answers)
         texts = self.tokenizer.batch_decode(answers, skip_special_tokens=True)
         return [texts[j * m : (j + 1) * m] for j in range(len(prompts))], produced
+
+    def _prefill(self, prompts: list[str]) -> tuple[DynamicCache, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The cache of every prompt but its last token, which the first decode step reads.
+
+        The prompts of a batch share their opening (the chat template and the system
+        message, which on short texts is most of the prompt), so it is prefilled
+        once and its cache copied to every prompt; only the rest of each
+        prompt is prefilled per row, left-padded after the shared part. Returns the
+        cache, each prompt's last token, the attention mask over the cache and that
+        token, and the token's position.
+        """
+        token_ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        shared = _shared_prefix_length(token_ids)
+        cache = DynamicCache(config=self.model.config)
+        if shared:
+            self._backbone(input_ids=torch.tensor([token_ids[0][:shared]], device=self.device), cache=cache, use_cache=True)
+            cache.batch_repeat_interleave(len(prompts))
+        rests = [ids[shared:] for ids in token_ids]
+        width = max(map(len, rests))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(rest)) + rest for rest in rests], device=self.device)
+        mask = torch.tensor([[1] * shared + [0] * (width - len(rest)) + [1] * len(rest) for rest in rests], device=self.device)
+        positions = ((mask.cumsum(-1) - 1).masked_fill(mask == 0, 1))[:, shared:]
+        if width > 1:
+            self._backbone(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1], cache=cache,
+                           use_cache=True)
+        return cache, ids[:, -1], mask, positions[:, -1]
 
 
 class VLLMDecoder:
