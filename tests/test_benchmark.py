@@ -179,6 +179,38 @@ def test_reuse_takes_the_cells_another_tier_ran_asked_the_same(tmp_path, data_di
     assert (again.cached, again.reused) == (1, 0)
 
 
+def test_render_rewrites_the_whole_report_and_runs_nothing(tmp_path, data_dir):
+    """A bench of a trimmed copy of the config renders the report in the copy's order; --render with
+    the whole config renders it as the config says, without running a cell."""
+    from dataclasses import asdict
+
+    from coevo.bench.runner import _plan
+
+    body = 'datasets = ["bank77", "goemo"]\nmethods = ["kmeans"]\nseeds = [0]\nseed_policy = "full"\n'
+    config = load_bench_config(write_config(tmp_path, body, data_dir))
+    (tmp_path / "trimmed").mkdir()
+    trimmed = load_bench_config(write_config(tmp_path / "trimmed", body.replace('"bank77", ', ""), data_dir))
+    out = tmp_path / "out"
+    with pytest.raises(CoevoError, match=r"option --render: tier 'tier' has no results file"):
+        run_bench(config, render=True, out_dir=out, log=lambda _: None)
+    records = []
+    for unit, acc in zip(_plan(config, config.datasets, out / config.tier), (61.0, 40.0)):
+        r = record(unit.dataset, "kmeans", 0, acc, options=unit.options)
+        r.config, r.k = unit.expected_config(), unit.k
+        records.append(asdict(r))
+    out.mkdir()
+    (out / "tier.json").write_text(json.dumps(records))
+    report = out / "tier.md"
+
+    rows = lambda: [line.split(" |")[0] for line in report.read_text().splitlines() if line.startswith("| goemo |")
+                    or line.startswith("| bank77 |")]
+    run_bench(trimmed, render=True, out_dir=out, log=lambda _: None)
+    assert rows()[:2] == ["| goemo", "| bank77"]  # the first table, in the trimmed config's order: its datasets first
+    outcome = run_bench(config, render=True, out_dir=out, log=lambda _: None)
+    assert rows()[:2] == ["| bank77", "| goemo"]
+    assert outcome.ran == 0 and not (out / "tier").exists() and "nothing was run" in outcome.summary_line()
+
+
 def test_cli_bad_config_is_one_line_exit_2(tmp_path, data_dir):
     path = write_config(tmp_path, GOOD.replace('"kmeans"', '"kmeanz"'), data_dir)
     result = subprocess.run([sys.executable, "-m", "coevo.cli", "bench", str(path), "--dry-run"],

@@ -310,6 +310,7 @@ def bench(
     config: Path = typer.Argument(..., metavar="CONFIG", help="Benchmark config: a TOML file such as bench/configs/smoke.toml.", show_default=False),
     only: Optional[list[str]] = typer.Option(None, "--only", metavar="DATASET", help="Only this dataset; repeat the option (or comma-separate) for several."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print what would run, cached or resumed; run and write nothing."),
+    render: bool = typer.Option(False, "--render", help="Rewrite the report from the results file and this config; run nothing."),
     out_dir: Optional[Path] = typer.Option(None, "--out-dir", help="Write run folders and results here instead of bench/out/ and docs/results/."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder of the dataset .jsonl files, replacing the config's data_dir."),
 ) -> None:
@@ -317,7 +318,8 @@ def bench(
     from .bench import load_bench_config, run_bench
 
     try:
-        outcome = run_bench(load_bench_config(config, data_dir=data_dir), only=only or (), dry_run=dry_run, out_dir=out_dir)
+        outcome = run_bench(load_bench_config(config, data_dir=data_dir), only=only or (), dry_run=dry_run, render=render,
+                            out_dir=out_dir)
     except KeyboardInterrupt:
         typer.echo("coevo: interrupted; finished cells are saved; run the same command again to continue", err=True)
         sys.exit(130)

@@ -88,10 +88,13 @@ class BenchOutcome:
     planned: int = 0  # --dry-run: cells that would run
     reused: int = 0  # cells taken from the results of the tiers the config's ``reuse`` names
     dry_run: bool = False
+    rendered: bool = False  # --render: the report was rewritten from the results file, nothing ran
     json_path: Path | None = None
     md_path: Path | None = None
 
     def summary_line(self) -> str:
+        if self.rendered:
+            return f"report {self.md_path} rewritten from {self.json_path}; nothing was run"
         reused = f", {self.reused} taken from other tiers" if self.reused else ""
         if self.dry_run:
             return f"dry run: {self.planned} cells to run, {self.cached} cached{reused}; nothing was run or written"
@@ -106,6 +109,7 @@ def run_bench(
     *,
     only: Sequence[str] = (),
     dry_run: bool = False,
+    render: bool = False,
     out_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = None,
 ) -> BenchOutcome:
@@ -114,17 +118,26 @@ def run_bench(
     Run folders go to ``bench/out/<tier>/...`` and results to ``docs/results/<tier>.{json,md}``,
     or with ``out_dir`` to ``out_dir/<tier>/...`` and ``out_dir/<tier>.{json,md}``.
     ``only`` restricts the bench to these datasets (names, or comma-separated names).
+    ``render`` runs nothing and rewrites the report from the results file: after a bench of a
+    trimmed copy of the config (which orders the rows and columns as the copy does), or a change
+    to the report.
     """
     log = log or (lambda message: print(message, file=sys.stderr, flush=True))
     root = repo_root()
     runs_root = (Path(out_dir) if out_dir else root / "bench" / "out") / config.tier
     results = Path(out_dir) if out_dir else root / "docs" / "results"
     outcome = BenchOutcome(json_path=results / f"{config.tier}.json", md_path=results / f"{config.tier}.md",
-                           dry_run=dry_run)
+                           dry_run=dry_run, rendered=render)
+    meta = ReportMeta.of(config)
+    if render:
+        if not outcome.json_path.exists():
+            raise CoevoError(f"option --render: tier {config.tier!r} has no results file {outcome.json_path}; "
+                             "run the bench first")
+        _publish(outcome, [], meta)
+        return outcome
     units = _plan(config, _only(config, only), runs_root)
     done = {r.key: r for r in read_records(outcome.json_path) if r.status == "ok"}
     reusable = _reusable(config, results)
-    meta = ReportMeta.of(config)
     stamp = _Stamp(root=root, machine=machine())
     for i, unit in enumerate(units, start=1):
         head = f"[{i}/{len(units)}] {unit.label()}"
