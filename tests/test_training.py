@@ -151,3 +151,41 @@ def test_dpo_scores_only_the_answer_positions_with_the_same_log_probs(monkeypatc
     # gradient's norm on an AMD EPYC without AVX-512); a wrong set of positions moves it by its whole size.
     assert (answers_grad - every_grad).norm() <= 5e-4 * every_grad.norm()
     assert trl_utils._use_triton(torch.device("cpu")) is False  # restored after training
+
+
+def test_an_interrupted_dpo_step_resumes_from_its_last_save(tmp_path, demo_corpus, monkeypatch):
+    from trl import DPOTrainer
+
+    from coevo.preference import _resume_point
+
+    texts = demo_corpus.texts[:8]
+    pairs = [PreferencePair(i, f"answer number {i}", "ok ok ok", 1.0, 0.0) for i in range(8)]
+    records = preference_records(texts, pairs, "intent", None)
+    settings = DPOSettings(learning_rate=5e-4, batch_size=4, epochs=2, lora_r=8, lora_alpha=16, checkpoints=4)
+    whole = train_dpo(TEST_LLM, records, tmp_path / "whole", settings=settings, progress=False)
+
+    save = DPOTrainer._save_checkpoint
+
+    def save_then_stop(self, model, trial):
+        save(self, model, trial)
+        if self.state.global_step == 2:
+            raise KeyboardInterrupt  # what an interrupted run leaves: the save of step 2 and nothing after
+
+    monkeypatch.setattr(DPOTrainer, "_save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_dpo(TEST_LLM, records, tmp_path / "cut", settings=settings, progress=False)
+    monkeypatch.undo()
+    resumed = train_dpo(TEST_LLM, records, tmp_path / "cut", settings=settings, progress=False)
+
+    assert (whole["resumed_at_step"], resumed["resumed_at_step"]) == (0, 2)
+    assert resumed["steps"] == whole["steps"] == 4  # the loss history of the saved part carries over
+    a = load_file(str(tmp_path / "whole" / "adapter_model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "adapter_model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # the same adapter as without the cut
+
+    # a finished training leaves only its adapter; saves from other inputs are never resumed
+    assert not (tmp_path / "cut" / "_trainer").exists()
+    (tmp_path / "cut" / "_trainer" / "checkpoint-2").mkdir(parents=True)
+    (tmp_path / "cut" / "_trainer" / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}')
+    assert _resume_point(tmp_path / "cut", "another digest") is None
+    assert not (tmp_path / "cut" / "_trainer").exists() and (tmp_path / "cut" / "adapter_model.safetensors").exists()

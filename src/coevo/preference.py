@@ -27,8 +27,12 @@ kept them varied (docs/results/bank77.md). ``sft_weight`` brings the term back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
+import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +73,11 @@ class DPOSettings:
     # generation's dtype); elsewhere training is plain fp32.
     bf16: bool = True
     seed: int = 0
+    # Save the trainer's whole state (adapter, optimiser, data order, step) this many times over
+    # the training, so that an interrupted step resumes from its last save instead of from
+    # nothing: the 1.5B LLM's DPO step takes hours in float32 on two cores. A save of the
+    # 0.5B's adapter and optimiser is about 100 MB and a fraction of a second; 0 turns it off.
+    checkpoints: int = 10
 
 
 def preference_records(
@@ -145,6 +154,7 @@ def train_dpo(
     from trl import DPOConfig, DPOTrainer
 
     output_dir = Path(output_dir)
+    checkpoint = _resume_point(output_dir, _inputs_digest(llm, records, settings, previous_adapter))
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(settings.seed)
     bf16 = autocast_bf16(settings, device)
@@ -173,7 +183,9 @@ def train_dpo(
         gradient_checkpointing=settings.gradient_checkpointing,
         precompute_ref_log_probs=settings.precompute_ref_log_probs,
         logging_steps=1,
-        save_strategy="no",
+        save_strategy="steps" if settings.checkpoints else "no",
+        save_steps=_save_every(len(records), settings),
+        save_total_limit=1,
         report_to=[],
         seed=settings.seed,
         data_seed=settings.seed,
@@ -203,12 +215,63 @@ def train_dpo(
 
             trainer.remove_callback(PrinterCallback)  # it prints every log line when bars are off
         built = time.perf_counter()
-        trainer.train()
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         seconds = time.perf_counter() - built
     trainer.model.save_pretrained(str(output_dir))
-    history = [h for h in trainer.state.log_history if "loss" in h]
+    _drop_saves(output_dir)
+    history = [h for h in trainer.state.log_history if "loss" in h]  # a resumed trainer has the saved part's too
     del trainer, model
-    return {**_summarise(history, seconds, len(records), setup_seconds=built - started), "shortened_prompts": shortened}
+    return {**_summarise(history, seconds, len(records), setup_seconds=built - started), "shortened_prompts": shortened,
+            "resumed_at_step": int(checkpoint.name.split("-")[-1]) if checkpoint else 0}
+
+
+_INPUTS_STAMP = "trainer-inputs.sha256"
+
+
+def _inputs_digest(llm: str, records: list[dict], settings: DPOSettings, previous_adapter: str | Path | None) -> str:
+    """What a saved trainer state was trained from: the LLM, the pairs, the settings and the
+    previous adapter's files. A save is resumed only when all of them are the same."""
+    digest = hashlib.sha256(json.dumps([llm, records, dataclasses.asdict(settings)], sort_keys=True).encode())
+    if previous_adapter is not None:
+        for path in sorted(Path(previous_adapter).iterdir()):
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _resume_point(output_dir: Path, digest: str) -> Path | None:
+    """The last whole trainer save in ``output_dir`` made from the same inputs, or None.
+
+    Saves made from other inputs (another round's pairs, other settings) are deleted and the
+    training starts afresh; the inputs' digest is written for the next try. A save is whole
+    once its trainer state, which the trainer writes last, reads back.
+    """
+    stamp = output_dir / _INPUTS_STAMP
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        saves = sorted(output_dir.glob("_trainer/checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+        for save in saves:
+            try:
+                state = json.loads((save / "trainer_state.json").read_text())
+            except (OSError, ValueError):
+                continue
+            if state.get("global_step") == int(save.name.split("-")[-1]):
+                return save
+    _drop_saves(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest)
+    return None
+
+
+def _drop_saves(output_dir: Path) -> None:
+    """Delete the trainer's saves and their inputs' digest, and nothing else of ``output_dir``."""
+    shutil.rmtree(output_dir / "_trainer", ignore_errors=True)
+    (output_dir / _INPUTS_STAMP).unlink(missing_ok=True)
+
+
+def _save_every(n_records: int, settings: DPOSettings) -> int:
+    """Optimiser steps between two trainer saves, for about ``settings.checkpoints`` of them."""
+    steps = math.ceil(math.ceil(n_records / settings.batch_size) * settings.epochs)
+    return max(1, math.ceil(steps / max(settings.checkpoints, 1)))
 
 
 @contextlib.contextmanager

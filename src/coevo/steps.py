@@ -313,17 +313,16 @@ class DPO:
             seed=step_seed(cfg.seed, r, "dpo"),
         )
         target = folder.round(r) / "adapter"
-        build = target.with_name(".adapter.tmp")
-        shutil.rmtree(build, ignore_errors=True)
+        build = target.with_name(".adapter.tmp")  # kept across an interruption: train_dpo resumes its last save
         summary = train_dpo(cfg.llm, preference_records(ctx.texts, pair_objs, cfg.task, cfg.instruction), build,
                             settings=settings, previous_adapter=folder.adapter_dir(state["adapter"]), cache_dir=cfg.cache_dir,
                             trust_remote_code=cfg.trust_remote_code, progress=ctx.progress)
-        shutil.rmtree(build / "_trainer", ignore_errors=True)
         atomic_publish_dir(build, target)
         gc.collect()
         atomic_write_json(folder.round(r) / "dpo.json", summary)  # the state follows at mark_done
+        resumed = f" (resumed at step {summary['resumed_at_step']})" if summary["resumed_at_step"] else ""
         ctx.log(f"round {r}: DPO on {len(pairs)} pairs, loss {summary['loss_first']:.3f} -> {summary['loss_last']:.3f}, "
-                f"{summary['train_seconds']:.0f}s")
+                f"{summary['train_seconds']:.0f}s{resumed}")
 
 
 class Contrastive:
