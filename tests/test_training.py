@@ -189,3 +189,12 @@ def test_an_interrupted_dpo_step_resumes_from_its_last_save(tmp_path, demo_corpu
     (tmp_path / "cut" / "_trainer" / "checkpoint-2" / "trainer_state.json").write_text('{"global_step": 2}')
     assert _resume_point(tmp_path / "cut", "another digest") is None
     assert not (tmp_path / "cut" / "_trainer").exists() and (tmp_path / "cut" / "adapter_model.safetensors").exists()
+
+
+def test_a_resumed_step_times_only_the_pairs_it_trained():
+    from coevo.preference import _summarise
+
+    history = [{"loss": 0.7}] * 4  # one log line per step
+    assert _summarise(history, 10.0, 8)["seconds_per_pair"] == 1.25
+    resumed = _summarise(history, 10.0, 8, resumed_at=2)
+    assert (resumed["resumed_at_step"], resumed["seconds_per_pair"]) == (2, 2.5)

@@ -221,8 +221,9 @@ def train_dpo(
     _drop_saves(output_dir)
     history = [h for h in trainer.state.log_history if "loss" in h]  # a resumed trainer has the saved part's too
     del trainer, model
-    return {**_summarise(history, seconds, len(records), setup_seconds=built - started), "shortened_prompts": shortened,
-            "resumed_at_step": int(checkpoint.name.split("-")[-1]) if checkpoint else 0}
+    resumed_at = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+    return {**_summarise(history, seconds, len(records), setup_seconds=built - started, resumed_at=resumed_at),
+            "shortened_prompts": shortened}
 
 
 _INPUTS_STAMP = "trainer-inputs.sha256"
@@ -334,14 +335,19 @@ def _continue_adapter(model, previous_adapter: Path) -> None:
                          f"{result.unexpected_keys[:3]}")
 
 
-def _summarise(history: list[dict], seconds: float, n_pairs: int, setup_seconds: float = 0.0) -> dict:
+def _summarise(history: list[dict], seconds: float, n_pairs: int, setup_seconds: float = 0.0,
+               resumed_at: int = 0) -> dict:
+    """The training figures; ``seconds`` timed this process alone, so after a resume at step
+    ``resumed_at`` the time per pair is taken over the pairs of the steps it trained."""
     def first_last(key: str) -> tuple[float | None, float | None]:
         values = [h[key] for h in history if key in h and not math.isnan(h[key])]
         return (values[0], values[-1]) if values else (None, None)
 
-    summary = {"pairs": n_pairs, "steps": len(history), "train_seconds": seconds, "setup_seconds": setup_seconds,
-               "seconds_per_pair": seconds / max(n_pairs, 1),
-               "seconds_per_pair_with_setup": (seconds + setup_seconds) / max(n_pairs, 1)}
+    steps = len(history)  # one log line per step
+    trained = max(n_pairs * (steps - resumed_at) / steps if steps else n_pairs, 1)
+    summary = {"pairs": n_pairs, "steps": steps, "resumed_at_step": resumed_at, "train_seconds": seconds,
+               "setup_seconds": setup_seconds, "seconds_per_pair": seconds / trained,
+               "seconds_per_pair_with_setup": (seconds + setup_seconds) / trained}
     for key, name in [
         ("loss", "loss"),
         ("rewards/accuracies", "reward_accuracy"),
