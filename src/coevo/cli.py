@@ -150,7 +150,8 @@ def run(
                                          "tsv, txt.", rich_help_panel=INPUT),
     out: Optional[Path] = typer.Option(None, "-o", "--out", help="Run folder (default: coevo-runs/<data>-<method>-seed<seed>-"
                                        "<time>).", rich_help_panel=OUTPUT),
-    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last finished step.",
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this folder after its last finished step "
+                                          "(an interrupted DPO step from its last save).",
                                           rich_help_panel=OUTPUT),
     show: int = typer.Option(20, help="Clusters to print at the end (0: none).", rich_help_panel=OUTPUT),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bars or step lines.", rich_help_panel=OUTPUT),
