@@ -221,7 +221,7 @@ def train_dpo(
     _drop_saves(output_dir)
     history = [h for h in trainer.state.log_history if "loss" in h]  # a resumed trainer has the saved part's too
     del trainer, model
-    resumed_at = int(checkpoint.name.split("-")[-1]) if checkpoint else 0
+    resumed_at = _save_step(checkpoint) if checkpoint else 0
     return {**_summarise(history, seconds, len(records), setup_seconds=built - started, resumed_at=resumed_at),
             "shortened_prompts": shortened}
 
@@ -230,14 +230,12 @@ _INPUTS_STAMP = "trainer-inputs.sha256"
 
 
 def _inputs_digest(llm: str, records: list[dict], settings: DPOSettings, previous_adapter: str | Path | None) -> str:
-    """What a saved trainer state was trained from: the LLM, the pairs, the settings and the
-    previous adapter's files. A save is resumed only when all of them are the same."""
-    digest = hashlib.sha256(json.dumps([llm, records, dataclasses.asdict(settings)], sort_keys=True).encode())
-    if previous_adapter is not None:
-        for path in sorted(Path(previous_adapter).iterdir()):
-            if path.is_file():
-                digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    """What a saved trainer state was trained from: the LLM's and the previous adapter's weights
+    (as the generation cache fingerprints them), the pairs and the settings. A save is resumed
+    only when all of them are the same."""
+    adapter = models.model_fingerprint(str(previous_adapter)) if previous_adapter is not None else None
+    inputs = [models.model_fingerprint(llm), adapter, records, dataclasses.asdict(settings)]
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
 
 
 def _resume_point(output_dir: Path, digest: str) -> Path | None:
@@ -249,18 +247,23 @@ def _resume_point(output_dir: Path, digest: str) -> Path | None:
     """
     stamp = output_dir / _INPUTS_STAMP
     if stamp.is_file() and stamp.read_text().strip() == digest:
-        saves = sorted(output_dir.glob("_trainer/checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]), reverse=True)
+        saves = sorted(output_dir.glob("_trainer/checkpoint-*"), key=_save_step, reverse=True)
         for save in saves:
             try:
                 state = json.loads((save / "trainer_state.json").read_text())
             except (OSError, ValueError):
                 continue
-            if state.get("global_step") == int(save.name.split("-")[-1]):
+            if state.get("global_step") == _save_step(save):
                 return save
     _drop_saves(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest)
     return None
+
+
+def _save_step(save: Path) -> int:
+    """The optimiser step a trainer save was made at, from its folder's name (``checkpoint-<step>``)."""
+    return int(save.name.split("-")[-1])
 
 
 def _drop_saves(output_dir: Path) -> None:
