@@ -40,7 +40,7 @@ from .lock import RunLock
 from .metrics import evaluate
 from .naming import name_clusters
 from .predict import final_adapter
-from .provenance import code_version, peak_rss_mb, release_freed_memory, reset_peak_rss
+from .provenance import code_version, peak_rss_mb, release_freed_memory, reset_peak_gpu, reset_peak_rss
 from .run_folder import AUTO_K_STEP, RunFolder, damage_line, read_record, read_rows, step_key
 from .steps import RunContext, plan, step_seed
 
@@ -233,6 +233,7 @@ class CoEvolution:
             t0 = time.perf_counter()
             release_freed_memory()
             reset_peak_rss()
+            reset_peak_gpu()
             step.run(self.context_, r)
             _pause_for_tests(step_key(r, step.name))
             self.folder_.mark_done(r, step.name, time.perf_counter() - t0)
@@ -289,6 +290,7 @@ class CoEvolution:
             "seconds_this_invocation": seconds,
             "seconds_total": sum(state.get("seconds", {}).values()),
             "peak_rss_mb": max(peak_rss_mb(), state.get("peak_rss_mb", 0.0)),
+            **({"peak_gpu_mb": max(state["peak_gpu_mb_by_step"].values())} if state.get("peak_gpu_mb_by_step") else {}),
             # every commit (or version) that ran a step of this run: more than one when it was resumed on other code
             "code": sorted(set(state.get("code_by_step", {}).values()) | {code_version()}),
         }
@@ -352,7 +354,7 @@ class CoEvolution:
                 else:
                     row[name] = data
         state = self.folder_.state()
-        for key in ("seconds", "peak_rss_mb_by_step"):
+        for key in ("seconds", "peak_rss_mb_by_step", "peak_gpu_mb_by_step"):
             row[key] = {k.split("/", 1)[1]: v for k, v in state.get(key, {}).items() if k.startswith(f"round{r}/")}
         return row
 

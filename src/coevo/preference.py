@@ -223,7 +223,7 @@ def train_dpo(
     del trainer, model
     resumed_at = _save_step(checkpoint) if checkpoint else 0
     return {**_summarise(history, seconds, len(records), setup_seconds=built - started, resumed_at=resumed_at),
-            "shortened_prompts": shortened}
+            "shortened_prompts": shortened, "device": device.type, "bf16": bf16}
 
 
 _INPUTS_STAMP = "trainer-inputs.sha256"

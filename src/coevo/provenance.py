@@ -10,6 +10,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 
@@ -53,6 +54,27 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+def peak_gpu_mb() -> float | None:
+    """The most GPU memory this process's tensors held since ``reset_peak_gpu``, in MiB; None where no
+    CUDA device is in use.
+
+    Why beside the resident memory: on a GPU the step's weights, activations and optimizer state live
+    on the card, so the host's peak no longer says which step needs the memory, and a step that
+    silently ran on the CPU shows up as 0 here. torch is read only if a step already imported it.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return None
+    return torch.cuda.max_memory_allocated() / 2**20
+
+
+def reset_peak_gpu() -> None:
+    """Start the GPU peak afresh for the next step (``peak_gpu_mb``); no-op without CUDA."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
 
 
 # What a benchmark writes while it runs (its result tables) and prose: a change there does

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import models
 from .atomic import DamagedFile, atomic_write_json, read_json, read_jsonl
-from .provenance import code_version, peak_rss_mb
+from .provenance import code_version, peak_gpu_mb, peak_rss_mb
 
 STEPS = ("generate", "select", "dpo", "contrastive", "cluster")
 AUTO_K_STEP = "auto_k"
@@ -75,6 +75,9 @@ class RunFolder:
         peak = peak_rss_mb()  # since the step began (reset_peak_rss), where the system allows it
         state.setdefault("peak_rss_mb_by_step", {})[key] = peak
         state["peak_rss_mb"] = max(peak, state.get("peak_rss_mb", 0.0))
+        gpu = peak_gpu_mb()
+        if gpu is not None:
+            state.setdefault("peak_gpu_mb_by_step", {})[key] = gpu
         state.setdefault("code_by_step", {})[key] = code_version()
         self.save_state(state)
 
@@ -128,7 +131,7 @@ class RunFolder:
             for later in state["done"][i:]:  # their records must not count as finished when state is rebuilt
                 (self.path / f"{later}.json").unlink(missing_ok=True)
             rebuilt = self.rebuild_state(steps, texts)
-            for key in ("seconds", "peak_rss_mb_by_step", "code_by_step"):
+            for key in ("seconds", "peak_rss_mb_by_step", "peak_gpu_mb_by_step", "code_by_step"):
                 rebuilt[key] = {k: v for k, v in state.get(key, {}).items() if k in rebuilt["done"]}
             rebuilt["peak_rss_mb"] = state.get("peak_rss_mb", 0.0)
             warn(f"warning: {damage}; redoing {step} and the steps after it")
