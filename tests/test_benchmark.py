@@ -277,6 +277,24 @@ def test_render_markdown_tables():
     assert "| bank77 | 100 | 10 | 1.0 · 2.0 | - | 1.0 · 2.0 |" in text  # cost: minutes · GB of the seed-0 runs
 
 
+def test_cost_per_thousand_texts_counts_every_session_and_keeps_machines_apart():
+    """A resumed run's harness wall time is its last session's; its own step times cover all of them."""
+    resumed = record("bank77", "full", 0, 50.0)
+    resumed.wall_s, resumed.seconds_total = 600.0, 6000.0  # 10 min this session, 100 min over all sessions
+    other_machine = record("goemo", "full", 0, 50.0)
+    other_machine.machine, other_machine.wall_s = "Other CPU", 120.0
+    records = [resumed, other_machine, record("bank77", "kmeans", 0, 40.0), record("goemo", "kmeans", 0, 40.0)]
+    meta = ReportMeta(tier="t", seed_policy="full", seeds=(0,), sample=100, common={"llm": "tiny", "rounds": 2},
+                      variants={"default": {"llm": "tiny", "rounds": 2}}, methods=("kmeans", "full"))
+    cost = render_markdown(records, meta).split("## Cost per run")[1]
+    assert "| bank77 | 100 | 10 | 1.0 · 2.0 | 10.0 · 2.0 |" in cost  # the table keeps the harness's wall time
+    # 100 texts: 100 min -> 1,000 min per 1,000 texts; 1 min -> 10; each machine its own row
+    assert "| *minutes per 1,000 texts on Test CPU (mean over the runs there; every session of a resumed run)* | | " \
+           "| 10.0 (2) | 1000.0 (1) |" in cost
+    assert "| *minutes per 1,000 texts on Other CPU (mean over the runs there; every session of a resumed run)* | | " \
+           "| - | 20.0 (1) |" in cost
+
+
 def test_groups_get_their_own_means_and_comparisons(tmp_path, data_dir):
     config = load_bench_config(write_config(tmp_path, GOOD.replace(
         "[settings]", '[groups]\ndev = ["bank77"]\nconfirmation = ["goemo"]\n[settings]'), data_dir))

@@ -272,6 +272,10 @@ def _beats_lines(means, rows, columns, label, group_name: str | None = None) -> 
 
 
 def _cost_table(ok, rows, columns, label) -> list[str]:
+    """Wall time and peak memory per run, and the minutes per 1,000 texts a user would pay.
+
+    A cell resumed across sessions has a harness wall time of its last session only, so the
+    per-1,000-texts row takes the larger of that and the run's own step times (every session's)."""
     runs = [r for r in ok if r.source == "run"]
     out = ["| dataset | texts | K | " + " | ".join(label[c] for c in columns) + " |",
            "|---|---:|---:|" + "---:|" * len(columns)]
@@ -287,4 +291,15 @@ def _cost_table(ok, rows, columns, label) -> list[str]:
             peaks = [r.peak_rss_mb for r in cell if r.peak_rss_mb is not None]
             cells.append(f"{statistics.fmean(walls) / 60:.1f} · {max(peaks) / 1024:.1f}" if walls and peaks else "-")
         out.append(f"| {d} | {mine[0].n_texts} | {mine[0].k} | " + " | ".join(cells) + " |")
+    for machine in sorted({r.machine for r in runs if r.machine}):
+        per_thousand = []
+        for c in columns:
+            minutes = [max(r.wall_s or 0.0, r.seconds_total or 0.0) / r.n_texts * 1000 / 60 for r in runs
+                       if (r.method, r.variant) == c and r.machine == machine and r.n_texts]
+            per_thousand.append(f"{statistics.fmean(minutes):.1f} ({len(minutes)})" if minutes else "-")
+        out.append(f"| *minutes per 1,000 texts on {machine} (mean over the runs there; every session of a resumed run)* "
+                   "| | | " + " | ".join(per_thousand) + " |")
+    out += ["", "Generations read from the cache (a cell whose answers an earlier cell of the same LLM had "
+            "already sampled, or a resumed cell's finished batches) are not paid again, so such cells cost less "
+            "here than from an empty cache; the machine line says where the cells ran."]
     return out
