@@ -333,6 +333,7 @@ def test_an_llm_variant_without_kmeans_is_judged_against_the_kmeans_of_another()
     acc = render_markdown(records, meta).split("## ACC (%)")[1].split("## NMI")[0]
     assert "- full (small) beats kmeans (small) on 1 of 1 datasets (higher mean); mean difference +5.0" in acc
     assert "- full (large) beats kmeans (small) on 1 of 1 datasets (higher mean); mean difference +8.0" in acc
+    assert "- full (large) beats full (small) on 1 of 1 datasets (higher mean); mean difference +3.0" in acc
 
 
 def test_render_leaves_out_records_asked_with_other_settings():

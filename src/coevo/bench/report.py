@@ -251,23 +251,28 @@ def _average_rows(means, rows, columns, label, group_name: str | None = None) ->
 def _beats_lines(means, rows, columns, label, group_name: str | None = None) -> list[str]:
     """How ``full`` compares with each other column: wins, the mean difference and the largest shortfall,
     the three figures a claim of improvement needs (a mean gain can hide one dataset badly hurt)."""
-    out = []
     within = f" of group {group_name}" if group_name else ""
-    for full in [c for c in columns if c[0] == "full"]:
+    fulls = [c for c in columns if c[0] == "full"]
+    pairs = []
+    for full in fulls:
         others = [c for c in columns if c[1] == full[1] and c != full]
         if not any(c[0] == "kmeans" for c in others):
             # a variant that does not run kmeans (it reads no LLM, so an LLM variant need not) is judged
             # against the kmeans another variant ran
             others += [c for c in columns if c[0] == "kmeans"]
-        for other in others:
-            shared = [d for d in rows if d in means[full] and d in means[other]]
-            if shared:
-                gaps = {d: means[full][d] - means[other][d] for d in shared}
-                wins = sum(gap > 0 for gap in gaps.values())
-                worst = min(gaps, key=gaps.get)
-                out.append(f"- {label[full]} beats {label[other]} on {wins} of {len(shared)} datasets{within} "
-                           f"(higher mean); mean difference {statistics.fmean(gaps.values()):+.1f}, "
-                           f"lowest {gaps[worst]:+.1f} ({worst}).")
+        pairs += [(full, other) for other in others]
+    # each other variant's full against the first variant's: what the variant's change does to the method
+    pairs += [(full, fulls[0]) for full in fulls[1:]]
+    out = []
+    for full, other in pairs:
+        shared = [d for d in rows if d in means[full] and d in means[other]]
+        if shared:
+            gaps = {d: means[full][d] - means[other][d] for d in shared}
+            wins = sum(gap > 0 for gap in gaps.values())
+            worst = min(gaps, key=gaps.get)
+            out.append(f"- {label[full]} beats {label[other]} on {wins} of {len(shared)} datasets{within} "
+                       f"(higher mean); mean difference {statistics.fmean(gaps.values()):+.1f}, "
+                       f"lowest {gaps[worst]:+.1f} ({worst}).")
     return out
 
 
