@@ -459,7 +459,8 @@ def _round_one(n: int, llm: str, embedder: str, texts_per_pair: int = TEXTS_PER_
             "seconds": seconds, "total_s": sum(seconds.values()), "peak_rss_mb": peak_rss_mb(),
             "generation_backend": generation_backend(config.generation_backend),
             "device": torch.cuda.get_device_name(0) if gpu else "cpu",
-            "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if gpu else None}
+            # the pipeline resets the GPU peak at every step, so the round's peak is the largest step's
+            "peak_gpu_mb": max(state.get("peak_gpu_mb_by_step", {}).values(), default=None)}
 
 
 def part_rounds(sizes: list[int], llm: str, embedder: str, save=lambda rows: None,
