@@ -2,6 +2,8 @@
 
     python bench/cuda_check.py pack .gpu/spec                 # here: configs and tokenizers of the models
     python bench/cuda_check.py run .gpu/spec --out OUT         # on the GPU machine
+    python bench/cuda_check.py run .gpu/spec --out OUT --generation-batch-size 300 --dpo-batch-size 16 \
+        --name cuda-check-batches                               # the same at other batch sizes
 
 Why random weights: the GPU machines this project is lent reach no model hub and take
 a few tens of MB of files, so the packaged models cannot travel there. ``pack`` keeps
@@ -35,6 +37,8 @@ EMBEDDER = "all-MiniLM-L6-v2"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "coevo-model.json", "README.md")
 MODEL_STEPS = ("generate", "dpo", "contrastive")
 """The steps that run a model: each must have held GPU memory."""
+BATCH_SETTINGS = ("generation_batch_size", "dpo_batch_size")
+"""What a GPU's speed turns on: its time at coevo's CPU-sized batches is per-step overhead."""
 
 
 def pack(folder: Path) -> None:
@@ -80,7 +84,7 @@ def materialize(spec: Path, out: Path, *, seed: int, tiny: bool) -> dict[str, Pa
     return paths
 
 
-def one_run(llm: Path, embedder: Path, corpus, held_out: list[str], folder: Path) -> dict:
+def one_run(llm: Path, embedder: Path, corpus, held_out: list[str], folder: Path, batches: dict) -> dict:
     """A two-round `full` run and a predict, timed by the pipeline; the figures the check reads."""
     import torch
 
@@ -88,7 +92,7 @@ def one_run(llm: Path, embedder: Path, corpus, held_out: list[str], folder: Path
     from coevo.run_folder import read_json
 
     config = CoEvoConfig(n_clusters=len(set(corpus.labels)), task="intent", llm=str(llm), embedder=str(embedder),
-                         rounds=2, cache_dir=str(folder / "cache"))
+                         rounds=2, cache_dir=str(folder / "cache"), **batches)
     started = time.perf_counter()
     model = CoEvolution(config, run_dir=folder / "run", progress=False).fit(corpus.texts, corpus.labels)
     fit_s = time.perf_counter() - started
@@ -124,6 +128,8 @@ def render(data: dict) -> str:
              f"- commit `{data['commit']}`, {data['date']}, machine: {data['machine']}, {data['packages']}",
              f"- data: the {data['texts']} demo texts, K = {data['k']}, a two-round `full` run per LLM with the defaults "
              f"of `coevo run` (M = 4, pairs from half the texts), then predict on {data['held_out']} new texts",
+             *([f"- batches: {data['batches']['generation_batch_size']} texts per decode batch, "
+                f"{data['batches']['dpo_batch_size']} pairs per DPO step"] if "batches" in data else []),
              "- weights: seeded random, same architecture and tokenizer as the packaged models (the machine has no "
              "model files); answers are noise and run to the 20-token cap, so times are for that answer length "
              "and no cluster quality is shown", ""]
@@ -149,11 +155,12 @@ def render(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(spec: Path, out: Path, *, tiny: bool, commit: str | None) -> int:
+def run(spec: Path, out: Path, *, tiny: bool, commit: str | None, batches: dict, name: str = "cuda-check") -> int:
     import importlib.metadata as metadata
 
     import torch
 
+    from coevo import CoEvoConfig
     from coevo.data import demo_path, load_corpus
 
     need_gpu = not tiny
@@ -164,19 +171,20 @@ def run(spec: Path, out: Path, *, tiny: bool, commit: str | None) -> int:
     held_out = [f"{text} (sent again)" for text in corpus.texts[:50]]
     packages = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "transformers", "trl", "peft", "sentence-transformers"))
     data = {**stamp(), **({"commit": commit} if commit else {}), "packages": packages, "texts": len(corpus.texts),
-            "k": len(set(corpus.labels)), "held_out": len(held_out), "tiny": tiny, "records": []}
+            "k": len(set(corpus.labels)), "held_out": len(held_out), "tiny": tiny,
+            "batches": {key: batches.get(key, getattr(CoEvoConfig, key)) for key in BATCH_SETTINGS}, "records": []}
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         paths = materialize(spec, Path(tmp) / "models", seed=0, tiny=tiny)
         for llm in LLMS:
             try:
-                record = one_run(paths[llm], paths[EMBEDDER], corpus, held_out, Path(tmp) / llm)
+                record = one_run(paths[llm], paths[EMBEDDER], corpus, held_out, Path(tmp) / llm, batches)
                 record["problems"] = problems(record, need_gpu=need_gpu)
             except Exception as error:  # noqa: BLE001 - the record says what broke; the exit code fails the check
                 record = {"error": f"{type(error).__name__}: {error}"[:300]}
             failed |= bool(record.get("error") or record.get("problems"))
             data["records"].append({"llm": llm, **record})
-            write_results(out, "cuda-check", data, render)
+            write_results(out, name, data, render)
             print(json.dumps(data["records"][-1])[:2000], flush=True)
     print(render(data))
     return 1 if failed else 0
@@ -192,11 +200,15 @@ def main() -> None:
     r.add_argument("--out", type=Path, required=True, help="folder for cuda-check.json and cuda-check.md")
     r.add_argument("--tiny", action="store_true", help="two narrow layers per model, no GPU needed: a dry run")
     r.add_argument("--commit", help="the commit to stamp, where the checkout has no git history")
+    r.add_argument("--generation-batch-size", type=int, help="texts per decode batch (default: coevo's)")
+    r.add_argument("--dpo-batch-size", type=int, help="pairs per DPO step (default: coevo's)")
+    r.add_argument("--name", default="cuda-check", help="the result files' name (default: cuda-check)")
     args = parser.parse_args()
     if args.command == "pack":
         pack(args.folder)
         return
-    sys.exit(run(args.spec, args.out, tiny=args.tiny, commit=args.commit))
+    batches = {key: getattr(args, key) for key in BATCH_SETTINGS if getattr(args, key) is not None}
+    sys.exit(run(args.spec, args.out, tiny=args.tiny, commit=args.commit, batches=batches, name=args.name))
 
 
 if __name__ == "__main__":

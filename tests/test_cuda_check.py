@@ -42,10 +42,12 @@ def test_a_step_that_ran_on_the_cpu_or_dpo_without_bf16_fails():
 def test_report_names_failures_and_passes():
     check = _script()
     data = {"commit": "abc", "date": "today", "machine": "m", "packages": "torch 2", "texts": 300, "k": 10, "held_out": 50,
+            "batches": {"generation_batch_size": 300, "dpo_batch_size": 16},
             "records": [_record(llm="small", problems=[]), {"llm": "big", "error": "OutOfMemoryError: no room"},
                         _record(llm="odd", problems=["round1/dpo held no GPU memory"])]}
     text = check.render(data)
     assert "| small | passed | GPU |" in text
     assert "| big | failed: OutOfMemoryError: no room |" in text
     assert "| odd | round1/dpo held no GPU memory |" in text
+    assert "- batches: 300 texts per decode batch, 16 pairs per DPO step" in text
     assert "| round1/dpo | 1.0 s / 0.50 | 1.0 s / 0.50 |" in text and "0.050 (150 pairs)" in text
