@@ -163,6 +163,7 @@ def run(spec: Path, out: Path, *, tiny: bool, commit: str | None, batches: dict,
     from coevo import CoEvoConfig
     from coevo.data import demo_path, load_corpus
 
+    batches = {key: batches.get(key, getattr(CoEvoConfig, key)) for key in BATCH_SETTINGS}  # what ran is what is reported
     need_gpu = not tiny
     if need_gpu and not torch.cuda.is_available():
         print("bench/cuda_check.py: no CUDA device here; --tiny tries the script on a CPU", file=sys.stderr)
@@ -171,8 +172,7 @@ def run(spec: Path, out: Path, *, tiny: bool, commit: str | None, batches: dict,
     held_out = [f"{text} (sent again)" for text in corpus.texts[:50]]
     packages = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "transformers", "trl", "peft", "sentence-transformers"))
     data = {**stamp(), **({"commit": commit} if commit else {}), "packages": packages, "texts": len(corpus.texts),
-            "k": len(set(corpus.labels)), "held_out": len(held_out), "tiny": tiny,
-            "batches": {key: batches.get(key, getattr(CoEvoConfig, key)) for key in BATCH_SETTINGS}, "records": []}
+            "k": len(set(corpus.labels)), "held_out": len(held_out), "tiny": tiny, "batches": batches, "records": []}
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         paths = materialize(spec, Path(tmp) / "models", seed=0, tiny=tiny)
@@ -197,7 +197,7 @@ def main() -> None:
     p.add_argument("folder", type=Path)
     r = sub.add_parser("run", help="build random-weight models and run the method on CUDA")
     r.add_argument("spec", type=Path, help="a folder written by `pack`")
-    r.add_argument("--out", type=Path, required=True, help="folder for cuda-check.json and cuda-check.md")
+    r.add_argument("--out", type=Path, required=True, help="folder for NAME.json and NAME.md")
     r.add_argument("--tiny", action="store_true", help="two narrow layers per model, no GPU needed: a dry run")
     r.add_argument("--commit", help="the commit to stamp, where the checkout has no git history")
     r.add_argument("--generation-batch-size", type=int, help="texts per decode batch (default: coevo's)")
