@@ -68,3 +68,19 @@ def test_release_freed_memory_hands_freed_heap_back():
     release_freed_memory()
     assert before - rss_mb() > 100  # of the ~190 MB freed
     assert last.sum() == 8000
+
+
+@pytest.mark.parametrize("flags, marked", [("fpu avx512f avx512_bf16 sse", True), ("fpu amx_bf16 amx_tile", True),
+                                           ("fpu avx512f avx512_vnni", False), ("fpu avx512_bf16x", False)])
+def test_machine_line_says_whether_the_cpu_multiplies_bfloat16(monkeypatch, flags, marked):
+    """The same CPU name ran the LLM in bfloat16 on one machine and float32 on another, hours apart a cell."""
+    import coevo.provenance as provenance
+    from coevo.models import preferred_dtype
+
+    files = {"/proc/cpuinfo": f"model name\t: Test CPU\nflags\t\t: {flags}\n", "/proc/meminfo": "MemTotal: 25165824 kB\n"}
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: files[str(self)])
+    monkeypatch.setattr(provenance.shutil, "which", lambda name: None)
+    assert provenance.machine().startswith("Test CPU (bfloat16), " if marked else "Test CPU, ")
+    assert provenance.machine().endswith(", 24 GB RAM")
+    torch = pytest.importorskip("torch")
+    assert preferred_dtype(torch.device("cpu")) == (torch.bfloat16 if marked else torch.float32)

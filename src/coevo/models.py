@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Literal
 
 from .atomic import DamagedFile, atomic_publish_dir, atomic_write_json, read_json, staging_dir
 from .errors import CoevoError
+from .provenance import cpu_multiplies_bf16
 
 if TYPE_CHECKING:
     import torch
@@ -500,11 +501,7 @@ def preferred_dtype(device: torch.device) -> torch.dtype:
 
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return torch.float32
-    return torch.bfloat16 if ("avx512_bf16" in flags or "amx_bf16" in flags) else torch.float32
+    return torch.bfloat16 if cpu_multiplies_bf16() else torch.float32
 
 
 def check_saved_weights(folder: str | os.PathLike, *, required: str | None = None) -> None:

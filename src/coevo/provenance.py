@@ -112,14 +112,30 @@ def code_version() -> str:
     return f"coevo {__version__}"
 
 
+def cpu_multiplies_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU has bfloat16 matrix instructions. On a CPU the LLM computes in bfloat16 only
+    where it has them, else in float32, which takes several times as long: the same model name
+    can mean very different run times, so the machine line says which."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set(cpuinfo.split())
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def machine() -> str:
-    """CPU model, cores, RAM (and GPUs when nvidia-smi is there), read from /proc."""
-    cpu = "unknown CPU"
+    """CPU model (marked when it multiplies bfloat16), cores, RAM, and GPUs when nvidia-smi is there."""
+    cpu, cpuinfo = "unknown CPU", ""
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        for line in cpuinfo.splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
+    if cpu_multiplies_bf16(cpuinfo):
+        cpu += " (bfloat16)"
     text = f"{cpu}, {os.cpu_count()} cores"
     with contextlib.suppress(OSError, ValueError, IndexError):
         kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
