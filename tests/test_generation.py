@@ -103,3 +103,20 @@ def test_interpret_cleans_and_drops_degenerate(interpreter):
     assert len(out) == 1 and 1 <= len(out[0]) <= 4
     for answer in out[0]:
         assert answer == answer.strip().lower() and "\n" not in answer and answer
+
+
+def test_interpret_resamples_then_drops_echoes_of_the_phrase_rules(interpreter, monkeypatch):
+    """"no sentence" was 15% of the 0.5B's answers to the type task; the four-word leak test missed it."""
+    calls = []
+
+    def decode(prompts, sampling, seed):
+        calls.append(len(prompts))
+        first = len(calls) == 1
+        answers = ["No sentence.", "lost bank card"] if first else ["no explanation", "Report lost card"]
+        return [answers for _ in prompts], 0
+
+    monkeypatch.setattr(interpreter.decoder, "decode", decode)
+    out = interpreter.interpret(["my wallet is gone, card and all, echo test 7"], "intent",
+                                sampling=SamplingConfig(samples=2, seed=3), progress=False)
+    assert calls == [1, 1]  # the text with an echo was sampled again, once
+    assert out == [["report lost card", "lost bank card"]]

@@ -28,7 +28,11 @@ def test_degenerate():
     assert is_degenerate("i apologize, but i can't assist with that request")
     prompt = system_prompt("intent")
     assert is_degenerate("no sentence, no explanation", prompt)
-    assert not is_degenerate("no sentence, no explanation")  # a leak only counts against the prompt
+    assert is_degenerate("no sentence") and is_degenerate("Sentence")  # only words of the phrase rules
+    assert not is_degenerate("sentence diagramming help")  # the rules' words inside a real answer
+    assert not is_degenerate("event") and not is_degenerate("general category")  # the task's own words may head an answer
+    assert not is_degenerate("customer asks for a refund please", "Name the refund the customer asks for please.")
+    assert is_degenerate("the refund the customer asks for", "Name the refund the customer asks for please.")
     assert not is_degenerate("card delivery status", prompt)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .guards import leaks_prompt
+from .guards import echoes_prompt, leaks_prompt
 
 _PHRASE_RULES = "Output only the phrase: no sentence, no explanation."
 
@@ -164,15 +164,23 @@ _REFUSAL = re.compile(r"^(?:i\s+apologi[sz]e|i'?m\s+sorry|sorry\b|i\s+can(?:'?t|
 
 def is_degenerate(interpretation: str, prompt: str | None = None, max_words: int = 16) -> bool:
     """Not an interpretation: empty, punctuation only, rambling beyond a phrase, a
-    refusal, or a repeat of the instructions (``prompt``). Resampled once, then dropped.
+    refusal, only words of the phrase rules ("no sentence"), or a repeat of four words
+    in a row of the instructions (``prompt``). Resampled once, then dropped.
 
     Measured on Bank77 with Qwen2.5-Coder-0.5B: 8.8% of raw answers repeated the
     instruction ("no sentence, no explanation") and some refused; identical strings
-    for unrelated texts pull those texts into one cluster.
+    for unrelated texts pull those texts into one cluster. The shorter echo "no sentence"
+    slipped past the four-word test: 15% of the 0.5B's answers to the type task on
+    FewEvent and FewRel, and dropping it raised `expand` by 2 to 11 ACC there
+    (docs/results/README.md, echo-cpu). Only the phrase rules count, not the task's own
+    sentence: its words ("event", "relation") can be an answer's head, and a user's
+    instruction may list the answers it wants.
     """
     words = interpretation.split()
     if not words or not re.search(r"[a-z]", interpretation):
         return True
     if len(words) > max_words or _REFUSAL.match(interpretation):
+        return True
+    if echoes_prompt(interpretation, _PHRASE_RULES):
         return True
     return prompt is not None and leaks_prompt(interpretation, prompt)
