@@ -171,10 +171,9 @@ def is_degenerate(interpretation: str, prompt: str | None = None, max_words: int
     instruction ("no sentence, no explanation") and some refused; identical strings
     for unrelated texts pull those texts into one cluster. The shorter echo "no sentence"
     slipped past the four-word test: 15% of the 0.5B's answers to the type task on
-    FewEvent and FewRel, and dropping it raised `expand` by 2 to 11 ACC there
-    (docs/results/README.md, echo-cpu). Only the phrase rules count, not the task's own
-    sentence: its words ("event", "relation") can be an answer's head, and a user's
-    instruction may list the answers it wants.
+    FewEvent and FewRel (docs/results/README.md, echo-cpu, measures the rule). Only the
+    phrase rules count, not the task's own sentence: its words ("event", "relation") can
+    be an answer's head, and a user's instruction may list the answers it wants.
     """
     words = interpretation.split()
     if not words or not re.search(r"[a-z]", interpretation):
