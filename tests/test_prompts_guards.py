@@ -14,6 +14,12 @@ from coevo.prompts import TASK_INSTRUCTIONS, chat_messages, clean_interpretation
         ("**Topic:** quantum physics.", "quantum physics"),
         ("This text is about machine learning", "machine learning"),
         ("  joy  ", "joy"),
+        ("Yes, esperanto", "esperanto"),  # a reply to a yes/no question loses the reply word
+        ("Yes.", ""),
+        ("yes, it is", ""),
+        ("No, you can't", ""),
+        ("no emotion", "no emotion"),  # "no" heading a name, not a reply
+        ("yesterday's news", "yesterday's news"),
     ],
 )
 def test_cleaning(raw, expected):
@@ -34,6 +40,7 @@ def test_degenerate():
     assert not is_degenerate("customer asks for a refund please", "Name the refund the customer asks for please.")
     assert is_degenerate("the refund the customer asks for", "Name the refund the customer asks for please.")
     assert not is_degenerate("card delivery status", prompt)
+    assert is_degenerate(clean_interpretation("Yes, it does."))  # a bare reply is resampled, then dropped
 
 
 def test_every_task_has_a_prompt_and_instruction_overrides():

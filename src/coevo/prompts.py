@@ -138,6 +138,13 @@ _BOILERPLATE = re.compile(
 )
 _THIS_IS = re.compile(r"^(?:this|it)\s+(?:text\s+|message\s+)?(?:is\s+)?(?:about\s+|regarding\s+)?", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# A reply to a text that is a yes/no question ("Is it legal to ...?" -> "yes, it is") instead of a name
+# for what it asks about. The reply word goes; an answer that was nothing but the reply is emptied.
+_REPLY = re.compile(r"^(?:yes|no)\b(?P<sep>[\s,.;:!\-–]*)")
+_REPLY_REST = re.compile(
+    r"(?:(?:it|there|i|you|we|they|that|this)\s+"
+    r"(?:is|are|does|do|can|could|was|were|will|would|has|have|should)(?:n?'t|\s+not)?)?"
+)
 _QUOTES = "\"'`*“”‘’«»"
 
 
@@ -146,6 +153,10 @@ def clean_interpretation(raw: str) -> str:
 
     CamelCase and snake_case labels ("OrderStatus", "order_status"), which the
     Coder models like to write, become plain words so they embed like words.
+    A leading "yes"/"no" is a reply to a question, not an interpretation of it: "yes, esperanto"
+    keeps "esperanto", and "yes" or "yes, it is" leave nothing. The 0.5B answered 6% of
+    StackExchange's titles with a bare "yes", and DPO raised that to 10% in round 2, since one
+    string shared by many texts is dense (docs/results/README.md, reply-cpu). "no emotion" is kept.
     Returns "" for an answer with nothing left; callers treat that as degenerate.
     """
     line = raw.strip().split("\n", 1)[0].strip()
@@ -156,6 +167,13 @@ def clean_interpretation(raw: str) -> str:
     line = _CAMEL.sub(" ", line).replace("_", " ")
     line = line.strip(_QUOTES + " .,;:!?-–()[]{}")
     line = re.sub(r"\s+", " ", line).lower()
+    reply = _REPLY.match(line)
+    if reply:
+        rest = line[reply.end():].strip(" .,;:!?")
+        if _REPLY_REST.fullmatch(rest):
+            return ""
+        if reply["sep"].strip():
+            line = rest
     return line
 
 
