@@ -20,6 +20,7 @@ from coevo.prompts import TASK_INSTRUCTIONS, chat_messages, clean_interpretation
         ("No, you can't", ""),
         ("no emotion", "no emotion"),  # "no" heading a name, not a reply
         ("yesterday's news", "yesterday's news"),
+        ("no-code tools", "no-code tools"),
     ],
 )
 def test_cleaning(raw, expected):

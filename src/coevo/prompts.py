@@ -140,7 +140,7 @@ _THIS_IS = re.compile(r"^(?:this|it)\s+(?:text\s+|message\s+)?(?:is\s+)?(?:about
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # A reply to a text that is a yes/no question ("Is it legal to ...?" -> "yes, it is") instead of a name
 # for what it asks about. The reply word goes; an answer that was nothing but the reply is emptied.
-_REPLY = re.compile(r"^(?:yes|no)\b(?P<sep>[\s,.;:!\-–]*)")
+_REPLY = re.compile(r"^(?:yes|no)\b(?P<sep>[\s,.;:!]*)")  # no hyphen: "no-code tools" is a name
 _REPLY_REST = re.compile(
     r"(?:(?:it|there|i|you|we|they|that|this)\s+"
     r"(?:is|are|does|do|can|could|was|were|will|would|has|have|should)(?:n?'t|\s+not)?)?"
