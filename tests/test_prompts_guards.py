@@ -21,6 +21,13 @@ from coevo.prompts import TASK_INSTRUCTIONS, chat_messages, clean_interpretation
         ("no emotion", "no emotion"),  # "no" heading a name, not a reply
         ("yesterday's news", "yesterday's news"),
         ("no-code tools", "no-code tools"),
+        ("album no sentence", "album"),  # a clause of the phrase rules is cut where a clause ends
+        ("Card malfunction, no explanation.", "card malfunction"),
+        ("identity proof without an explanation", "identity proof"),
+        ("ordering with no explanation for the delay", "ordering with no explanation for the delay"),
+        ("no card, no explanation", "no card"),
+        ("yes, no explanation", ""),
+        ("no sentence, explanation", "explanation"),
     ],
 )
 def test_cleaning(raw, expected):
@@ -42,6 +49,7 @@ def test_degenerate():
     assert is_degenerate("the refund the customer asks for", "Name the refund the customer asks for please.")
     assert not is_degenerate("card delivery status", prompt)
     assert is_degenerate(clean_interpretation("Yes, it does."))  # a bare reply is resampled, then dropped
+    assert is_degenerate(clean_interpretation("no sentence, explanation"), prompt)  # the rules' clause, then their word
 
 
 def test_every_task_has_a_prompt_and_instruction_overrides():

@@ -145,6 +145,10 @@ _REPLY_REST = re.compile(
     r"(?:(?:it|there|i|you|we|they|that|this)\s+"
     r"(?:is|are|does|do|can|could|was|were|will|would|has|have|should)(?:n?'t|\s+not)?)?"
 )
+# A clause of the phrase rules themselves, tacked onto an answer ("album no sentence", "card
+# malfunction, no explanation"); only where a clause ends, so "ordering with no explanation for
+# the delay" keeps its words.
+_RULE_CLAUSE = re.compile(r"(?:^|[\s,.;:]+)(?:no|not|none|without(?:\s+an?)?)\s+(?:sentence|explanation)s?(?=$|\s*[,.;:])")
 _QUOTES = "\"'`*“”‘’«»"
 
 
@@ -157,6 +161,9 @@ def clean_interpretation(raw: str) -> str:
     keeps "esperanto", and "yes" or "yes, it is" leave nothing. The 0.5B answered 6% of
     StackExchange's titles with a bare "yes", and DPO raised that to 10% in round 2, since one
     string shared by many texts is dense (docs/results/README.md, reply-cpu). "no emotion" is kept.
+    A clause of the phrase rules goes too: "album no sentence" is "album", and "no sentence,
+    explanation", which DPO raised from 5 to 10 of StackExchange's round-2 answers, is
+    "explanation", an echo that ``is_degenerate`` drops.
     Returns "" for an answer with nothing left; callers treat that as degenerate.
     """
     line = raw.strip().split("\n", 1)[0].strip()
@@ -167,6 +174,7 @@ def clean_interpretation(raw: str) -> str:
     line = _CAMEL.sub(" ", line).replace("_", " ")
     line = line.strip(_QUOTES + " .,;:!?-–()[]{}")
     line = re.sub(r"\s+", " ", line).lower()
+    line = _RULE_CLAUSE.sub("", line).strip(" .,;:!?-")
     reply = _REPLY.match(line)
     if reply:
         rest = line[reply.end():].strip(" .,;:!?")
