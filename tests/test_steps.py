@@ -92,6 +92,34 @@ def test_select_step_writes_pairs_that_prefer_the_dense_answers(tmp_path):
     assert "interp_only" in info  # gold labels were given, so the step reports them
 
 
+@pytest.mark.parametrize("weight, follows_text", [(1.0, False), (0.0, True)])
+def test_select_interp_weight_sets_what_the_density_clusters(tmp_path, monkeypatch, weight, follows_text):
+    """Half of each group answers like the other group: the joined view (weight 1) mixes the groups in
+    the clusters the density reads, the text view (weight 0) keeps them as the texts have them."""
+    import coevo.steps as steps
+
+    flight = ["flight booking to city", "book a flight to city", "flight to city tomorrow", "booking to city"]
+    card = ["card payment declined at shop", "card declined at shop", "payment declined at shop", "declined card payment"]
+    answers = [flight if i < 3 else card for i in range(6)] + [card if i < 3 else flight for i in range(6)]
+    folder = RunFolder(tmp_path)
+    folder.round(1).mkdir(parents=True)
+    atomic_write_jsonl(folder.round(1) / "interpretations.jsonl",
+                       [{"index": i, "interpretations": ys} for i, ys in enumerate(answers)])
+    config = CoEvoConfig(n_clusters=2, method="full", rounds=2, kmeans_init=3, max_pairs=4, select_interp_weight=weight)
+    read: dict = {}
+    density = steps.density_scores
+
+    def spy(cfg, interp, owner, text_cluster, k):
+        read["clusters"] = np.asarray(text_cluster)
+        return density(cfg, interp, owner, text_cluster, k)
+
+    monkeypatch.setattr(steps, "density_scores", spy)
+    Select().run(StandInContext(config, folder, TEXTS, GOLD, progress=False), 1)
+    groups = read["clusters"]
+    as_texts = len(set(groups[:6])) == 1 and len(set(groups[6:])) == 1 and groups[0] != groups[6]
+    assert as_texts == follows_text
+
+
 def test_cluster_step_writes_assignments_centres_and_metrics(tmp_path):
     ctx = _context(tmp_path, method="expand")
     Cluster().run(ctx, 1)

@@ -121,6 +121,7 @@ def run(
     keep_fraction: float = _setting("keep_fraction"),
     max_pairs: Optional[int] = _setting("max_pairs"),
     max_copy_rate: float = _setting("max_copy_rate"),
+    select_interp_weight: float = _setting("select_interp_weight"),
     guard_consolidation: bool = _setting("guard_consolidation"),
     dpo_learning_rate: float = _setting("dpo_learning_rate"),
     dpo_beta: float = _setting("dpo_beta"),

@@ -87,6 +87,12 @@ class CoEvoConfig:
     keep_fraction: float = setting(0.5, "Share of preference pairs kept (largest margins).", SELECTION)
     max_pairs: int | None = setting(None, "At most this many DPO pairs per round (bounds DPO time).", SELECTION)
     max_copy_rate: float = setting(0.6, "A chosen answer may repeat at most this share of its text's words.", SELECTION)
+    # 1: the density reads clusters of f(x) + mean f(y), so texts that share a generic answer ("music",
+    # "it is possible") are pulled into one cluster whose centroid is that answer, and the answer scores as
+    # dense; 0: clusters of the text view alone, where such an answer belongs to no cluster of its own
+    select_interp_weight: float = setting(
+        1.0, "Weight of the interpretation mean in the clustering the density score reads (0 = the texts alone).",
+        SELECTION)
     # on by default: at 300 DPO pairs a round it kept 4 of 7 backed-off adapters on the dev half, for
     # +2.7 ACC on those runs, and still backed off GoEmo's collapse (docs/results/levers-cpu.md)
     guard_consolidation: bool = setting(
@@ -164,8 +170,9 @@ class CoEvoConfig:
             raise CoevoError(f"option --keep-fraction: must be in (0, 1], got {self.keep_fraction}")
         if self.max_pairs is not None and self.max_pairs < 1:
             raise CoevoError(f"option --max-pairs: must be at least 1, got {self.max_pairs}")
-        if not 0.0 <= self.interp_weight <= 10.0:
-            raise CoevoError(f"option --interp-weight: must be in [0, 10], got {self.interp_weight}")
+        for name in ("interp_weight", "select_interp_weight"):
+            if not 0.0 <= getattr(self, name) <= 10.0:
+                raise CoevoError(f"option --{name.replace('_', '-')}: must be in [0, 10], got {getattr(self, name)}")
         if self.temperature <= 0:
             raise CoevoError(f"option --temperature: must be above 0, got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:  # 0 keeps no token to sample from

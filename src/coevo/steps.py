@@ -258,7 +258,7 @@ class Select:
         interpretations = folder.interpretations(r)
         text_vec, interp_vec, owner = ctx.embed_all(ctx.embedder(r - 1), interpretations)
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(ctx.texts))
-        z = represent(text_vec, interp_mean, counts)
+        z = represent(text_vec, interp_mean, counts, weight=cfg.select_interp_weight)
         k = ctx.n_clusters()
         clusters = cluster(cfg, z, k, seed=seed)
         random_choice = cfg.method in ("contrastive-only", "random-select")

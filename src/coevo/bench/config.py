@@ -51,9 +51,9 @@ _NO_EFFECT: dict[str, frozenset[str]] = {
     "expand": frozenset(),
 }
 _TRAINING = frozenset({"rounds", "density", "tau", "k_neighbors", "keep_fraction", "max_pairs", "max_copy_rate",
-                       "dpo_learning_rate", "dpo_beta", "dpo_sft_weight", "dpo_batch_size", "dpo_epochs", "lora_r",
-                       "lora_alpha", "contrastive_batch_size", "contrastive_learning_rate", "contrastive_epochs",
-                       "guard_consolidation", "contrastive_loss"})
+                       "select_interp_weight", "dpo_learning_rate", "dpo_beta", "dpo_sft_weight", "dpo_batch_size",
+                       "dpo_epochs", "lora_r", "lora_alpha", "contrastive_batch_size", "contrastive_learning_rate",
+                       "contrastive_epochs", "guard_consolidation", "contrastive_loss"})
 _NEVER = frozenset({"cache_dir", "trust_remote_code", "generation_backend"})  # where and how, not what
 
 
