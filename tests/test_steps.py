@@ -43,12 +43,12 @@ ANSWERS = [["card payment problem", "card declined", "payment failed", "weather 
           [["flight booking", "book a flight", "travel plans", "card payment"] for _ in range(6)]
 
 
-def _context(tmp_path, method: str = "full") -> StandInContext:
+def _context(tmp_path, method: str = "full", answers: list[list[str]] = ANSWERS, **settings) -> StandInContext:
     folder = RunFolder(tmp_path)
     folder.round(1).mkdir(parents=True)
     atomic_write_jsonl(folder.round(1) / "interpretations.jsonl",
-                       [{"index": i, "interpretations": ys} for i, ys in enumerate(ANSWERS)])
-    config = CoEvoConfig(n_clusters=2, method=method, rounds=2, kmeans_init=3, max_pairs=4)
+                       [{"index": i, "interpretations": ys} for i, ys in enumerate(answers)])
+    config = CoEvoConfig(n_clusters=2, method=method, rounds=2, kmeans_init=3, max_pairs=4, **settings)
     return StandInContext(config, folder, TEXTS, GOLD, progress=False)
 
 
@@ -101,11 +101,6 @@ def test_select_interp_weight_sets_what_the_density_clusters(tmp_path, monkeypat
     flight = ["flight booking to city", "book a flight to city", "flight to city tomorrow", "booking to city"]
     card = ["card payment declined at shop", "card declined at shop", "payment declined at shop", "declined card payment"]
     answers = [flight if i < 3 else card for i in range(6)] + [card if i < 3 else flight for i in range(6)]
-    folder = RunFolder(tmp_path)
-    folder.round(1).mkdir(parents=True)
-    atomic_write_jsonl(folder.round(1) / "interpretations.jsonl",
-                       [{"index": i, "interpretations": ys} for i, ys in enumerate(answers)])
-    config = CoEvoConfig(n_clusters=2, method="full", rounds=2, kmeans_init=3, max_pairs=4, select_interp_weight=weight)
     read: dict = {}
     density = steps.density_scores
 
@@ -114,7 +109,7 @@ def test_select_interp_weight_sets_what_the_density_clusters(tmp_path, monkeypat
         return density(cfg, interp, owner, text_cluster, k)
 
     monkeypatch.setattr(steps, "density_scores", spy)
-    Select().run(StandInContext(config, folder, TEXTS, GOLD, progress=False), 1)
+    Select().run(_context(tmp_path, answers=answers, select_interp_weight=weight), 1)
     groups = read["clusters"]
     as_texts = len(set(groups[:6])) == 1 and len(set(groups[6:])) == 1 and groups[0] != groups[6]
     assert as_texts == follows_text

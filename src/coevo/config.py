@@ -89,7 +89,7 @@ class CoEvoConfig:
     max_copy_rate: float = setting(0.6, "A chosen answer may repeat at most this share of its text's words.", SELECTION)
     # 1: the density reads clusters of f(x) + mean f(y), so texts that share a generic answer ("music",
     # "it is possible") are pulled into one cluster whose centroid is that answer, and the answer scores as
-    # dense; 0: clusters of the text view alone, where such an answer belongs to no cluster of its own
+    # dense; 0: clusters of the text view alone, where such an answer belongs to no cluster of its own.
     # 0 was -1.2 ACC on four dev sets (docs/results/select-view-cpu.md): the density then rewards answers
     # that restate the text view, and loses what the answers add (FewRel's types)
     select_interp_weight: float = setting(
