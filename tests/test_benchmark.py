@@ -131,6 +131,8 @@ def test_shipped_configs_parse():
     cpu = load_bench_config(REPO / "bench" / "configs" / "cpu.toml")
     assert len(cpu.datasets) == 14 and len(cpu.cells) == 14 * 2 and cpu.sample == 600
     assert sorted(cpu.groups["dev"] + cpu.groups["confirmation"]) == sorted(cpu.datasets)  # the halves of issue 13
+    short_text = load_bench_config(REPO / "bench" / "configs" / "short-text-cpu.toml")
+    assert not set(short_text.datasets) & set(cpu.datasets)  # in neither half: rules may be tried on them
     baseline = load_bench_config(REPO / "bench" / "configs" / "baseline.toml")
     assert [(v.settings["embedder"], v.settings["kmeans_init"]) for v in baseline.variants] == [
         ("all-MiniLM-L6-v2", 50), ("all-mpnet-base-v2", 50), ("all-MiniLM-L6-v2", 5)]

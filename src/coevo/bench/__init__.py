@@ -24,7 +24,7 @@ Config file (see bench/configs/*.toml; the tier is the file's stem)::
 
     description = "..."          # one line for the report header
     data_dir = "../shared/data"  # relative to the repository root
-    datasets = ["bank77", ...]   # rows: names of DATASET_TASKS
+    datasets = ["bank77", ...]   # rows: names of DATASET_TASKS (the 14 + short-text sets)
     methods = ["kmeans", "full"] # columns, run on every dataset
     seeds = [0, 1, 2]
     seed_policy = "recluster"    # or "full": every seed an independent run

@@ -23,8 +23,12 @@ DATASET_TASKS: dict[str, str] = {
     "stackexchange": "topic", "arxiv_s2s": "topic", "reddit": "topic",
     "goemo": "emotion",
     "clinc_domain": "domain", "mtop_domain": "domain", "massive_domain": "domain",
+    # the short-text sets (section 2): outside both halves of issue 13, so a rule can be tried on them
+    "stackoverflow": "topic", "biomedical": "topic", "searchsnippets": "topic", "agnews8k": "topic",
+    "tweet": "topic", "googlenews_ts": "topic", "googlenews_t": "topic", "googlenews_s": "topic",
 }
-"""The 14 ClusterLLM datasets (shared/data/README.md, section 1) and the task each is clustered by."""
+"""The datasets a tier may list (shared/data/README.md, sections 1 and 2: the 14 ClusterLLM sets and the
+classic short-text sets) and the task each is clustered by."""
 
 SEED_POLICIES: tuple[str, ...] = ("full", "recluster")
 
