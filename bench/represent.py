@@ -3,8 +3,10 @@ that never sees labels pick it? Each finished run of a bench tier, clustered aga
 
     z_w = normalise(f(x) + w * mean f(y))      for w in WEIGHTS (w = 0: the text alone)
 
-and on the per-text rule ``represent agreement`` (each text's w in proportion to how much its M
-answers agree, averaging the default weight), with the run's final embedder and interpretations,
+on the per-text rule ``represent agreement`` (each text's w in proportion to how much its M
+answers agree, averaging the default weight), and on ``represent gate`` (the default weight, or the
+text alone where its clusters are clearly more reproducible than the join's: the label-free "lean on
+the text" of issue 13), with the run's final embedder and interpretations,
 the same KMeans seeds, nothing retrained. The cluster step is the only step that reads the
 representation, so a column is what a run with that setting would have clustered. Beside the
 ACC of every w, each label-free criterion's value is recorded, and the table says which w each
@@ -12,10 +14,7 @@ criterion picks and what that pick scores against the best w in hindsight (the o
 reads the labels and is no method). Where the tier has a `kmeans` cell for the same dataset and
 seed, its ACC stands beside, so the table says where each rule beats the baseline.
 
-``base`` clusters the base embedder's f(x) alone (plain embed + KMeans) at the same KMeans seeds,
-and the ``gate`` rule keeps it instead of the default weight when it is the more stable of the two
-by the ``stability`` criterion: the label-free "lean on the text" of issue 13, which returns the
-baseline's clusters where co-evolution made the clusters less reproducible.
+``base`` clusters the base embedder's f(x) alone (plain embed + KMeans) at the same KMeans seeds.
 
     python bench/represent.py --tier levers        # -> docs/results/represent-levers.{json,md}
     python bench/represent.py --tier levers-cpu --run-seeds 0 1 --seeds 0 1 2 --criteria
@@ -42,7 +41,7 @@ from coevo.bench.results import repo_root, results_dir, stamp, today, write_resu
 from coevo.config import CoEvoConfig
 
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
-RULES = ("agreement",)  # per-text rules beside the fixed weights
+RULES = ("agreement", "gate")  # rules beside the fixed weights
 METHODS = ("expand", "contrastive-only", "random-select", "no-dpo", "full")
 CRITERIA = ("stability", "silhouette", "consensus")
 DEFAULT = str(CoEvoConfig.__dataclass_fields__["interp_weight"].default)  # the column every rule is compared with
@@ -55,7 +54,8 @@ def summary_digest(run_dir: Path) -> str:
 def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: int | None, criteria,
             base: bool = False) -> dict:
     from coevo import CoEvolution, models
-    from coevo.clustering import agreement_weights, embed, interp_weight_criteria, kmeans, mean_by_owner, represent
+    from coevo.clustering import (agreement_weights, embed, gate_interp_weight, interp_weight_criteria, kmeans,
+                                  mean_by_owner, represent)
     from coevo.metrics import evaluate
     from coevo.pipeline import step_seed
 
@@ -67,7 +67,10 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
     interp_mean, counts = mean_by_owner(interp_vec, owner, len(model.texts_))
     agreeing, mean_agreement = agreement_weights(interp_vec, owner, len(model.texts_), float(DEFAULT))
     rows = {}
-    representations = {str(w): represent(text_vec, interp_mean, counts, weight=agreeing if w == "agreement" else w)
+    gate_w, gate_test = gate_interp_weight(text_vec, interp_mean, counts, cfg.n_clusters, float(DEFAULT),
+                                           seed=step_seed(cfg.seed, last, "cluster"))
+    rule_weight = {"agreement": agreeing, "gate": gate_w}
+    representations = {str(w): represent(text_vec, interp_mean, counts, weight=rule_weight.get(w, w))
                        for w in (*WEIGHTS, *RULES)}
     if base:
         base_text = embed(models.load_embedder(cfg.embedder, cache_dir=cfg.cache_dir), model.texts_, progress=False)
@@ -81,6 +84,7 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
             nmis.append(m["nmi"])
         rows[w] = {"acc": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
                    "nmi": float(np.mean(nmis))}
+    rows["gate"].update(gate_test, w=gate_w)
     if criteria:
         for w, values in zip(WEIGHTS, interp_weight_criteria(text_vec, interp_mean, counts, cfg.n_clusters, WEIGHTS,
                                                              seed=cfg.seed, criteria=tuple(criteria))):
@@ -93,20 +97,13 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
 
 
 def picks(weights: dict) -> dict:
-    """For each criterion (and the oracle): the w it picks and the ACC at that w; with a ``base``
-    column, the ``gate``: the base f(x) alone when its clusters are more stable than the default's."""
-    base = weights.get("base")
+    """For each criterion (and the oracle): the w it picks and the ACC at that w."""
     weights = {w: v for w, v in weights.items() if w not in (*RULES, "base")}
     out = {"oracle": max(weights, key=lambda w: weights[w]["acc"])}
     for c in CRITERIA:
         if all(c in v for v in weights.values()):
             out[c] = max(weights, key=lambda w: (weights[w][c], -float(w)))
-    chosen = {name: {"w": float(w), "acc": weights[w]["acc"]} for name, w in out.items()}
-    if base is not None and "stability" in base:
-        keep_base = base["stability"] > weights[DEFAULT]["stability"]
-        chosen["gate"] = {"w": "base" if keep_base else float(DEFAULT),
-                          "acc": base["acc"] if keep_base else weights[DEFAULT]["acc"]}
-    return chosen
+    return {name: {"w": float(w), "acc": weights[w]["acc"]} for name, w in out.items()}
 
 
 def _kmeans_acc(tier: str) -> dict[tuple[str, int], float]:
@@ -144,13 +141,15 @@ def render(data: dict) -> str:
              f"- `agreement` (`represent agreement`): each text's w is {DEFAULT} × its answers' agreement / the mean "
              "agreement, where a text's agreement is the mean cosine between its M interpretations, two by two "
              "(no labels, no criterion)",
+             f"- `gate` (`represent gate`): w = {DEFAULT}, or w = 0 where the text's clusters are clearly more "
+             "reproducible than the join's (mean ARI over ten pairs of 80% subsamples, both clustered on the same "
+             "pairs, leading by more than two standard errors of the paired differences); the runs where it took "
+             "the text alone are listed below the table",
              "- `kmeans`: the tier's own `kmeans` cell of the same dataset and seed (base embedder, text alone), "
              "as the bench measured it", ""]
     if data.get("base"):
         lines[-1:-1] = ["- `base`: the base embedder's f(x) alone (what `kmeans` clusters) at the same KMeans seeds "
-                        "and restarts as the other columns; `gate` keeps it instead of the default weight when its "
-                        "clusters are the more stable of the two (`stability` below), or else the default: "
-                        "a label-free \"lean on the text\""]
+                        "and restarts as the other columns"]
     if any(c in r["weights"][str(WEIGHTS[0])] for *_, r in cells for c in CRITERIA):
         lines[-1:-1] = ["- criteria, none reads labels: `stability` = mean ARI between KMeans runs on two 80% "
                         "subsamples (on the texts both hold); `silhouette` = cosine silhouette of the clustering in "
@@ -166,9 +165,12 @@ def render(data: dict) -> str:
                        else f"{r['weights'][c]['acc']:.1f}" for c in columns]
         base = r.get("kmeans_acc")
         lines.append(f"| {dataset} | {run} | {'-' if base is None else f'{base:.1f}'} | " + " | ".join(shown_cells) + " |")
+    fired = [f"{dataset} · {run} (text {r['weights']['gate']['text_stability']:.3f}, joined "
+             f"{r['weights']['gate']['joined_stability']:.3f})" for dataset, run, r in cells if r["weights"]["gate"]["w"] == 0]
+    lines += ["", f"`gate` took the text alone on {len(fired)} of {len(cells)} runs" + (": " + "; ".join(fired) if fired else ".")]
     gains: dict[str, list[float]] = {}
     picked = [(dataset, run, r, picks(r["weights"])) for dataset, run, r in cells]
-    names = ["oracle", *CRITERIA] + (["gate"] if any("gate" in p for *_, p in picked) else [])
+    names = ["oracle", *CRITERIA]
     if any(len(p) > 1 for *_, p in picked):
         lines += ["", "## What each criterion picks (w, then ACC at that w)", "",
                   f"| dataset | run | w={DEFAULT} (default) | " + " | ".join(names) + " |",
@@ -195,9 +197,6 @@ def render(data: dict) -> str:
         lines += ["", "Against the tier's `kmeans` cell of the same dataset and seed (ACC points):", ""]
         for c in columns:
             lines.append(_against_kmeans(_label(c), [r["weights"][c]["acc"] - base for r, base in with_base]))
-        gated = [p["gate"]["acc"] - r["kmeans_acc"] for *_, r, p in picked if "gate" in p and r.get("kmeans_acc") is not None]
-        if gated:
-            lines.append(_against_kmeans("`gate`", gated))
     return "\n".join(lines) + "\n"
 
 
@@ -213,7 +212,7 @@ def main() -> None:
     parser.add_argument("--criteria", nargs="*", choices=CRITERIA, default=list(CRITERIA),
                         help="label-free criteria to score each w by (none: --criteria alone)")
     parser.add_argument("--base", action="store_true",
-                        help="also cluster the base embedder's f(x) alone, and score the stability gate")
+                        help="also cluster the base embedder's f(x) alone (plain embed + KMeans)")
     parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from coevo.clustering import agreement_weights, answer_agreement, choose_interp_weight, normalize, represent
+from coevo.clustering import (agreement_weights, answer_agreement, choose_interp_weight, gate_interp_weight, normalize,
+                              represent)
 from coevo.guards import answer_cluster_nmi, guard_stats, guard_violations
 
 
@@ -29,6 +30,23 @@ def test_auto_weight_reads_interpretations_that_separate_what_the_text_blurs():
     text, interp, counts = _views(0.5, 0.05)
     weight, _ = choose_interp_weight(text, interp, counts, 4, seed=0)
     assert weight > 0.0
+
+
+def test_gate_takes_the_text_alone_when_interpretations_group_the_texts_otherwise():
+    text, _, counts = _views(0.2, 0.0)
+    rng = np.random.default_rng(2)
+    other = normalize(rng.normal(size=(5, 64)))  # interpretations that sort the texts into 5 unrelated groups
+    misleading = normalize(other[rng.integers(0, 5, len(text))] + 0.1 * rng.normal(size=text.shape))
+    weight, test = gate_interp_weight(text, misleading, counts, 4, 1.0, seed=0)
+    assert weight == 0.0
+    assert test["text_stability"] > test["joined_stability"] + 2 * test["lead_se"]
+
+
+def test_gate_keeps_interpretations_that_separate_what_the_text_blurs():
+    text, interp, counts = _views(0.5, 0.05)
+    weight, test = gate_interp_weight(text, interp, counts, 4, 0.5, seed=0)
+    assert weight == 0.5
+    assert test["joined_stability"] > test["text_stability"]
 
 
 def test_represent_weight_zero_is_the_text_alone():

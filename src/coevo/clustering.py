@@ -211,15 +211,12 @@ def interp_weight_criteria(text_vectors: np.ndarray, interp_mean: np.ndarray, co
     clusterings: how well it reconciles the two views.
     Only the named ``criteria`` are computed: each costs several KMeans fits per weight.
     """
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score, silhouette_score
+    from sklearn.metrics import normalized_mutual_info_score, silhouette_score
 
     unknown = set(criteria) - set(CRITERIA)
     if unknown:
         raise ValueError(f"unknown criteria {sorted(unknown)}; known: {', '.join(CRITERIA)}")
-    n = len(text_vectors)
-    rng = np.random.default_rng(seed)
-    subsets = [(np.sort(rng.choice(n, int(share * n), replace=False)), np.sort(rng.choice(n, int(share * n), replace=False)))
-               for _ in range(n_pairs)]
+    subsets = subsample_pairs(len(text_vectors), seed=seed, n_pairs=n_pairs, share=share)
     if "consensus" in criteria:
         text_only = kmeans(normalize(text_vectors), n_clusters, seed=seed, n_init=n_init).labels
         has = counts > 0
@@ -229,13 +226,7 @@ def interp_weight_criteria(text_vectors: np.ndarray, interp_mean: np.ndarray, co
         z = represent(text_vectors, interp_mean, counts, weight=w)
         point = {}
         if "stability" in criteria:
-            aris = []
-            for j, (a, b) in enumerate(subsets):
-                la = kmeans(z[a], n_clusters, seed=seed + 1 + j, n_init=n_init).labels
-                lb = kmeans(z[b], n_clusters, seed=seed + 101 + j, n_init=n_init).labels
-                both, ia, ib = np.intersect1d(a, b, return_indices=True)
-                aris.append(adjusted_rand_score(la[ia], lb[ib]))
-            point["stability"] = float(np.mean(aris))
+            point["stability"] = float(np.mean(stability_aris(z, n_clusters, subsets, seed=seed, n_init=n_init)))
         if "silhouette" in criteria or "consensus" in criteria:
             labels = kmeans(z, n_clusters, seed=seed, n_init=n_init).labels
             if "silhouette" in criteria:
@@ -245,6 +236,55 @@ def interp_weight_criteria(text_vectors: np.ndarray, interp_mean: np.ndarray, co
                                             + normalized_mutual_info_score(interp_only, labels)) / 2)
         out.append(point)
     return out
+
+
+def subsample_pairs(n: int, *, seed: int, n_pairs: int, share: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n_pairs`` pairs of seeded random subsamples, each of ``share`` of the ``n`` texts (sorted indices)."""
+    rng = np.random.default_rng(seed)
+    size = int(share * n)
+    return [(np.sort(rng.choice(n, size, replace=False)), np.sort(rng.choice(n, size, replace=False)))
+            for _ in range(n_pairs)]
+
+
+def stability_aris(x: np.ndarray, n_clusters: int, subsets, *, seed: int, n_init: int) -> np.ndarray:
+    """For each pair of subsamples, the ARI between KMeans on one and on the other, on the texts both hold
+    (the resampling stability of Ben-Hur et al. and Lange et al.). Two representations measured on the
+    same ``subsets`` and ``seed`` are paired: their difference, pair by pair, holds no subsampling noise
+    of its own."""
+    from sklearn.metrics import adjusted_rand_score
+
+    aris = []
+    for j, (a, b) in enumerate(subsets):
+        la = kmeans(x[a], n_clusters, seed=seed + 1 + j, n_init=n_init).labels
+        lb = kmeans(x[b], n_clusters, seed=seed + 101 + j, n_init=n_init).labels
+        _, ia, ib = np.intersect1d(a, b, return_indices=True)
+        aris.append(adjusted_rand_score(la[ia], lb[ib]))
+    return np.asarray(aris)
+
+
+GATE_PAIRS = 10  # subsample pairs of the gate's test
+GATE_MARGIN = 2.0  # standard errors by which the text's stability must lead
+
+
+def gate_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, counts: np.ndarray, n_clusters: int,
+                       weight: float, *, seed: int, n_init: int = 5) -> tuple[float, dict]:
+    """``weight``, or 0 (the text alone) when the text's clusters are clearly more reproducible than the join's.
+
+    Why: where the interpretations are poor (Biomedical) or the text alone already separates the
+    classes (MTOP domains), joining them costs ACC, and no fixed weight avoids it without losing the
+    sets they lift. Both representations are clustered on the same subsample pairs, and the text wins
+    only when its mean ARI leads by more than ``GATE_MARGIN`` standard errors of the paired
+    differences: where the two are level, as on most sets, the join is kept. No labels are read.
+    """
+    subsets = subsample_pairs(len(text_vectors), seed=seed, n_pairs=GATE_PAIRS, share=0.8)
+    text = stability_aris(normalize(text_vectors), n_clusters, subsets, seed=seed, n_init=n_init)
+    joined = stability_aris(represent(text_vectors, interp_mean, counts, weight=weight), n_clusters, subsets,
+                            seed=seed, n_init=n_init)
+    lead = text - joined
+    spread = float(lead.std(ddof=1) / np.sqrt(len(lead)))
+    text_wins = bool(lead.mean() > GATE_MARGIN * spread)
+    return (0.0 if text_wins else weight), {"text_stability": float(text.mean()), "joined_stability": float(joined.mean()),
+                                            "lead": float(lead.mean()), "lead_se": spread}
 
 
 INTERP_WEIGHTS = (0.0, 0.25, 0.5, 1.0)

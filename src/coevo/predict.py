@@ -98,12 +98,12 @@ class Predictor:
 
     def _weighting(self) -> dict:
         """How the final clustering weighted the interpretation mean, as the cluster step recorded it in
-        cluster.json (``represent auto`` chose the weight per run; ``agreement`` scaled it per text)."""
+        cluster.json (``represent auto`` and ``gate`` chose the weight per run; ``agreement`` scaled it per text)."""
         cfg = self.config
         if not cfg.uses_llm or cfg.represent == "text":
             return {"interp_weight": 0.0}
         recorded = self.model.folder_.recorded_weighting(self.last)
-        needed = {"auto": "interp_weight", "agreement": "mean_agreement"}.get(cfg.represent)
+        needed = {"auto": "interp_weight", "gate": "interp_weight", "agreement": "mean_agreement"}.get(cfg.represent)
         if needed is not None and needed not in recorded:
             raise CoevoError(f"{self.model.folder_.round(self.last) / 'cluster.json'}: no {needed} recorded; "
                              "the run's representation cannot be rebuilt")

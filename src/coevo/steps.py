@@ -41,7 +41,7 @@ import numpy as np
 
 from . import models
 from .atomic import atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
-from .clustering import (choose_interp_weight, choose_n_clusters, cluster, embed, interpretation_weights, mean_by_owner,
+from .clustering import (choose_interp_weight, choose_n_clusters, cluster, embed, gate_interp_weight, interpretation_weights, mean_by_owner,
                          represent)
 from .config import CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
@@ -132,13 +132,19 @@ class RunContext:
         recorded = self.folder.recorded_weighting(r) if kind == cfg.represent else {}
         if interpretations is None or kind == "text":
             weighting = {"interp_weight": 0.0}
-        elif kind == "auto" and "interp_weight" in recorded:
+        elif kind in ("auto", "gate") and "interp_weight" in recorded:
             weighting = {"interp_weight": recorded["interp_weight"]}
         elif kind == "auto":
             w, curve = choose_interp_weight(text_vec, interp_mean, counts, self.n_clusters(),
                                             seed=step_seed(cfg.seed, r, "cluster"))
             weighting = {"interp_weight": w, "interp_weight_curve": curve}
             self.log(f"round {r}: interpretation weight {w:g} (label-free choice)")
+        elif kind == "gate":
+            w, test = gate_interp_weight(text_vec, interp_mean, counts, self.n_clusters(), cfg.interp_weight,
+                                         seed=step_seed(cfg.seed, r, "cluster"))
+            weighting = {"interp_weight": w, "gate": test}
+            self.log(f"round {r}: interpretation weight {w:g} (text stability {test['text_stability']:.3f}, "
+                     f"joined {test['joined_stability']:.3f})")
         elif kind == "agreement":
             weighting = {"interp_weight": cfg.interp_weight, "mean_agreement": recorded.get("mean_agreement")}
         else:
