@@ -207,3 +207,27 @@ def test_agreement_weights_are_recorded_and_rebuilt_for_new_texts(full_run, tmp_
     texts = [row["text"] for row in rows]
     assert np.allclose(model.transform(texts), fitted, atol=1e-4)
     assert model.predict(texts).tolist() == [row["cluster"] for row in rows]
+
+
+@pytest.mark.slow
+def test_gate_weight_is_recorded_and_reused_by_predict(full_run, tmp_path):
+    """``represent gate``: the cluster step records the weight its stability test chose and both
+    stabilities, and predict rebuilds the representation with that weight rather than testing again."""
+    import shutil
+
+    from coevo.steps import Cluster
+
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "represent": "gate"}))
+    model = CoEvolution.load(run)
+    last = model.config.effective_rounds
+    (run / f"round{last}" / "cluster.json").unlink()  # else its recorded weight is reused, as by recluster
+    Cluster().run(model.context_, last)
+    info = json.loads((run / f"round{last}" / "cluster.json").read_text())
+    assert info["interp_weight"] in (0.0, model.config.interp_weight)
+    assert 0 <= info["gate"]["text_stability"] <= 1 and 0 <= info["gate"]["joined_stability"] <= 1
+    model = CoEvolution.load(run)
+    rows = read_jsonl(run / f"round{last}" / "assignments.jsonl")
+    assert model.predict([row["text"] for row in rows]).tolist() == [row["cluster"] for row in rows]

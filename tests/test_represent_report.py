@@ -1,4 +1,4 @@
-"""bench/represent.py's report: the stability gate between the base f(x) and the default weight."""
+"""bench/represent.py's report: the ``gate`` column (``represent gate``) beside the fixed weights."""
 
 from __future__ import annotations
 
@@ -13,34 +13,29 @@ def _represent():
     return module
 
 
-def _weights(module, base_acc, base_stability, default_stability):
-    rows = {str(w): {"acc": 50.0 + 10 * w, "acc_std": 0.0, "nmi": 40.0, "stability": 0.5} for w in module.WEIGHTS}
-    rows[module.DEFAULT]["stability"] = default_stability
+def _weights(module, text_wins: bool):
+    rows = {str(w): {"acc": 50.0 + 10 * w, "acc_std": 0.0, "nmi": 40.0} for w in module.WEIGHTS}
     rows["agreement"] = {"acc": 51.0, "acc_std": 0.0, "nmi": 40.0}
-    rows["base"] = {"acc": base_acc, "acc_std": 0.0, "nmi": 40.0, "stability": base_stability}
+    taken = "0.0" if text_wins else module.DEFAULT
+    rows["gate"] = {**rows[taken], "w": float(taken), "text_stability": 0.9 if text_wins else 0.5,
+                    "joined_stability": 0.6, "lead": 0.3 if text_wins else -0.1, "lead_se": 0.05}
+    rows["base"] = {"acc": 49.0, "acc_std": 0.0, "nmi": 40.0}
     return rows
 
 
-def test_gate_keeps_the_base_text_only_when_its_clusters_are_more_stable():
+def test_report_shows_the_gate_column_where_it_took_the_text_and_against_kmeans():
     module = _represent()
-    default_acc = 50.0 + 10 * float(module.DEFAULT)
-    assert module.picks(_weights(module, 80.0, 0.9, 0.6))["gate"] == {"w": "base", "acc": 80.0}
-    assert module.picks(_weights(module, 80.0, 0.5, 0.6))["gate"] == {"w": float(module.DEFAULT), "acc": default_acc}
-    without_base = _weights(module, 80.0, 0.9, 0.6)
-    del without_base["base"]
-    assert "gate" not in module.picks(without_base)
-
-
-def test_report_shows_the_base_column_and_the_gate_against_kmeans():
-    module = _represent()
-    stable = {"kmeans_acc": 79.0, "weights": _weights(module, 80.0, 0.9, 0.6)}
-    unstable = {"kmeans_acc": 50.0, "weights": _weights(module, 49.0, 0.2, 0.6)}
+    fired = {"kmeans_acc": 49.0, "weights": _weights(module, True)}
+    kept = {"kmeans_acc": 50.0, "weights": _weights(module, False)}
     data = {"tier": "t", "commits": ["abc1234"], "date": "2026-12-03", "machine": "Test CPU", "seconds": 1.0,
             "run_seeds": [0], "seeds": [0], "kmeans_init": None, "base": True,
-            "results": {"mtop_domain": {"full (default), seed 0": stable}, "goemo": {"full (default), seed 0": unstable}}}
+            "results": {"mtop_domain": {"full (default), seed 0": fired}, "goemo": {"full (default), seed 0": kept}}}
     text = module.render(data)
-    assert "| dataset | run | kmeans | w=0.0 | w=0.25 | w=0.5 | w=1.0 | agreement | base |" in text
-    assert "| mtop_domain | full (default), seed 0 | 79.0 |" in text and "| **80.0** |" in text
-    assert "| 55.0 | 1 · 60.0 | 0.5 · 55.0 | - | - | base · 80.0 |" in text  # oracle ignores base; the gate keeps it
-    assert "| 55.0 | 1 · 60.0 | 0.5 · 55.0 | - | - | 0.5 · 55.0 |" in text  # less stable: the default weight stays
+    assert "| dataset | run | kmeans | w=0.0 | w=0.25 | w=0.5 | w=1.0 | agreement | gate | base |" in text
+    assert "| mtop_domain | full (default), seed 0 | 49.0 | 50.0 | 52.5 | **55.0** | **60.0** |" not in text
+    assert "| mtop_domain | full (default), seed 0 | 49.0 | 50.0 | 52.5 | 55.0 | **60.0** | 51.0 | 50.0 | 49.0 |" in text
+    assert "| goemo | full (default), seed 0 | 50.0 | 50.0 | 52.5 | 55.0 | **60.0** | 51.0 | 55.0 | 49.0 |" in text
+    assert ("`gate` took the text alone on 1 of 2 runs: mtop_domain · full (default), seed 0 "
+            "(text 0.900, joined 0.600)") in text
+    assert "- `gate`: -2.50 over 2 runs; better on 0, worse on 1" in text  # against the default weight
     assert "- `gate`: mean +3.00 over 2 runs; above on 2, more than 1.0 below on 0, lowest +1.0" in text
