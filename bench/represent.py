@@ -19,6 +19,7 @@ seed, its ACC stands beside, so the table says where each rule beats the baselin
     python bench/represent.py --tier levers        # -> docs/results/represent-levers.{json,md}
     python bench/represent.py --tier levers-cpu --run-seeds 0 1 --seeds 0 1 2 --criteria
     python bench/represent.py --tier cpu --run-seeds 0 1 --base --criteria stability --only bank77 goemo
+    python bench/represent.py --tier echo-cpu reply-cpu --name represent-dev-cpu --criteria
 
 A run measured before is not measured again while its `summary.json` is unchanged, so the
 script can follow a tier that is still running.
@@ -130,7 +131,9 @@ def _label(column: str) -> str:
 def render(data: dict) -> str:
     cells = [(dataset, run, r) for dataset, by_run in data["results"].items() for run, r in by_run.items()]
     columns = [str(w) for w in WEIGHTS] + list(RULES) + (["base"] if data.get("base") else [])
-    lines = [f"# How much interpretation the clustering should read: the `{data['tier']}` tier's runs", "",
+    tiers = data["tier"] if isinstance(data["tier"], list) else [data["tier"]]
+    lines = [f"# How much interpretation the clustering should read: the runs of tier{'s' if len(tiers) > 1 else ''} "
+             + ", ".join(f"`{t}`" for t in tiers), "",
              "Written by `bench/represent.py`; do not edit by hand.", "",
              f"- commits {', '.join(f'`{c}`' for c in data['commits'])}, last run {data['date']}, machine: "
              f"{data['machine']}; {data['seconds']:.0f} s of measuring in all",
@@ -202,7 +205,8 @@ def render(data: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tier", default="levers")
+    parser.add_argument("--tier", nargs="+", default=["levers"],
+                        help="the bench tiers whose runs to measure; with several, --name too")
     parser.add_argument("--runs", type=Path, nargs="+", default=[repo_root() / "bench" / "out"],
                         help="the bench's --out-dir; several when the tier's cells were run into more than one")
     parser.add_argument("--name", default=None, help="results file name (default: represent-<tier>)")
@@ -216,11 +220,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    roots = [runs / args.tier for runs in args.runs]
-    missing = [root for root in roots if not root.is_dir()]
+    if len(args.tier) > 1 and not args.name:
+        raise SystemExit("bench/represent.py: several --tier need --name, the results file name")
+    roots = [(tier, runs / tier) for tier in args.tier for runs in args.runs]
+    missing = [root for _, root in roots if not root.is_dir()]
     if missing:
-        raise SystemExit(f"bench/represent.py: no runs under {missing[0]}; run `coevo bench bench/configs/{args.tier}.toml` first")
-    out = results_dir() / (args.name or f"represent-{args.tier}")
+        raise SystemExit(f"bench/represent.py: no runs under {missing[0]}; run `coevo bench bench/configs/{missing[0].name}.toml` first")
+    out = results_dir() / (args.name or f"represent-{args.tier[0]}")
     before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
     settings = {"seeds": args.seeds, "weights": list(WEIGHTS), "rules": list(RULES), "kmeans_init": args.kmeans_init,
                 "criteria": args.criteria, **({"base": True} if args.base else {})}
@@ -228,18 +234,18 @@ def main() -> None:
         before = {}  # other KMeans seeds, weights or rules: nothing can be reused
     provenance = stamp()
     commit, where = provenance["commit"], provenance["machine"]
-    baselines = _kmeans_acc(args.tier)
+    baselines = {tier: _kmeans_acc(tier) for tier in args.tier}
     # --only measures some datasets; the file keeps what it holds of the others
     results: dict[str, dict] = {d: v for d, v in before.get("results", {}).items() if args.only and d not in args.only}
 
     def save() -> None:
         """Written after every measured run, so an interrupted pass keeps what it measured."""
         cells = [r for by_run in results.values() for r in by_run.values()]
-        data = {"tier": args.tier, "commits": sorted({r["commit"] for r in cells}), "date": today(), "machine": where,
+        data = {"tier": args.tier if len(args.tier) > 1 else args.tier[0], "commits": sorted({r["commit"] for r in cells}), "date": today(), "machine": where,
                 "run_seeds": args.run_seeds, **settings, "seconds": sum(r["seconds"] for r in cells), "results": results}
         write_results(out.parent, out.name, data, render)
 
-    for variant_dir in sorted(p for root in roots for p in root.iterdir() if p.is_dir()):
+    for tier, variant_dir in sorted((tier, p) for tier, root in roots for p in root.iterdir() if p.is_dir()):
         for dataset_dir in sorted(p for p in variant_dir.iterdir() if p.is_dir()
                                   and (args.only is None or p.name in args.only)):
             for method in METHODS:
@@ -247,14 +253,15 @@ def main() -> None:
                     run = dataset_dir / f"{method}-seed{run_seed}"
                     if not (run / "summary.json").is_file():
                         continue
-                    name = f"{method} ({variant_dir.name}), seed {run_seed}"
+                    variant = f"{tier}/{variant_dir.name}" if len(args.tier) > 1 else variant_dir.name
+                    name = f"{method} ({variant}), seed {run_seed}"
                     old = before.get("results", {}).get(dataset_dir.name, {}).get(name)
                     digest = summary_digest(run)
                     if old is None or old.get("summary_sha256") != digest:
                         old = measure(run, args.seeds, commit, digest, args.kmeans_init, args.criteria, args.base)
                         print(dataset_dir.name, name, {w: round(v["acc"], 1) for w, v in old["weights"].items()},
                               file=sys.stderr, flush=True)
-                    old["kmeans_acc"] = baselines.get((dataset_dir.name, run_seed))
+                    old["kmeans_acc"] = baselines[tier].get((dataset_dir.name, run_seed))
                     results.setdefault(dataset_dir.name, {})[name] = old
                     save()
     save()
