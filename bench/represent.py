@@ -4,8 +4,8 @@ that never sees labels pick it? Each finished run of a bench tier, clustered aga
     z_w = normalise(f(x) + w * mean f(y))      for w in WEIGHTS (w = 0: the text alone)
 
 on the per-text rule ``represent agreement`` (each text's w in proportion to how much its M
-answers agree, averaging the default weight), and on ``represent gate`` (the default weight, or the
-text alone where its clusters are clearly more reproducible than the join's: the label-free "lean on
+answers agree, averaging the default weight), and on ``represent gate`` (the default weight where the join's
+clusters are clearly more reproducible than the text's, else the text alone: the label-free "lean on
 the text" of issue 13), with the run's final embedder and interpretations,
 the same KMeans seeds, nothing retrained. The cluster step is the only step that reads the
 representation, so a column is what a run with that setting would have clustered. Beside the
@@ -144,10 +144,10 @@ def render(data: dict) -> str:
              f"- `agreement` (`represent agreement`): each text's w is {DEFAULT} × its answers' agreement / the mean "
              "agreement, where a text's agreement is the mean cosine between its M interpretations, two by two "
              "(no labels, no criterion)",
-             f"- `gate` (`represent gate`): w = {DEFAULT}, or w = 0 where the text's clusters are clearly more "
-             "reproducible than the join's (mean ARI over ten pairs of 80% subsamples, both clustered on the same "
-             "pairs, leading by more than two standard errors of the paired differences); the runs where it took "
-             "the text alone are listed below the table",
+             f"- `gate` (`represent gate`): w = {DEFAULT} where the join's clusters are more reproducible than the "
+             "text's (mean ARI over ten pairs of 80% subsamples, both clustered on the same pairs) by more than one "
+             "standard error of the paired differences, else w = 0, the text alone; the runs where it took the text "
+             "alone are listed below the table",
              "- `kmeans`: the tier's own `kmeans` cell of the same dataset and seed (base embedder, text alone), "
              "as the bench measured it", ""]
     if data.get("base"):

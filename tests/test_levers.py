@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from coevo.clustering import (agreement_weights, answer_agreement, choose_interp_weight, gate_interp_weight, normalize,
                               represent)
@@ -39,14 +40,15 @@ def test_gate_takes_the_text_alone_when_interpretations_group_the_texts_otherwis
     misleading = normalize(other[rng.integers(0, 5, len(text))] + 0.1 * rng.normal(size=text.shape))
     weight, test = gate_interp_weight(text, misleading, counts, 4, 1.0, seed=0)
     assert weight == 0.0
-    assert test["text_stability"] > test["joined_stability"] + 2 * test["lead_se"]
+    assert test["text_stability"] > test["joined_stability"] and test["lead"] < 0
 
 
 def test_gate_keeps_interpretations_that_separate_what_the_text_blurs():
     text, interp, counts = _views(0.5, 0.05)
     weight, test = gate_interp_weight(text, interp, counts, 4, 0.5, seed=0)
     assert weight == 0.5
-    assert test["joined_stability"] > test["text_stability"]
+    assert test["lead"] > test["lead_se"]
+    assert test["lead"] == pytest.approx(test["joined_stability"] - test["text_stability"])
 
 
 def test_represent_weight_zero_is_the_text_alone():

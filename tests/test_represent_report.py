@@ -18,7 +18,7 @@ def _weights(module, text_wins: bool):
     rows["agreement"] = {"acc": 51.0, "acc_std": 0.0, "nmi": 40.0}
     taken = "0.0" if text_wins else module.DEFAULT
     rows["gate"] = {**rows[taken], "w": float(taken), "text_stability": 0.9 if text_wins else 0.5,
-                    "joined_stability": 0.6, "lead": 0.3 if text_wins else -0.1, "lead_se": 0.05}
+                    "joined_stability": 0.6, "lead": -0.3 if text_wins else 0.1, "lead_se": 0.05}
     rows["base"] = {"acc": 49.0, "acc_std": 0.0, "nmi": 40.0}
     return rows
 

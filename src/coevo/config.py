@@ -122,11 +122,11 @@ class CoEvoConfig:
     # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); agreement: each text's weight in
     # proportion to how much its M answers agree, averaging interp_weight (clustering.agreement_weights);
     # auto: interp_weight picked per run from INTERP_WEIGHTS by a label-free criterion (choose_interp_weight);
-    # gate: text+interp, or the text alone where its clusters are clearly more reproducible (gate_interp_weight)
+    # gate: text+interp where the join's clusters are clearly more reproducible than the text's, else the text (gate_interp_weight)
     represent: str = setting(
         "text+interp", "What KMeans clusters (agreement: each text weighs its interpretations by how much its "
-        "answers agree; auto: one weight chosen per run without labels; gate: the text alone where its clusters "
-        "are clearly more reproducible than the join's).", CLUSTERING)
+        "answers agree; auto: one weight chosen per run without labels; gate: the join only where its clusters "
+        "are clearly more reproducible than the text's alone).", CLUSTERING)
     # Weight 0.5: on the dev half's runs it beat weight 1 (the old default) on 10 of 13 and the stability
     # rule of auto on the mean (docs/results/represent-levers.md)
     interp_weight: float = setting(0.5, "Weight of the interpretation mean joined to f(x) (represent text+interp; "
