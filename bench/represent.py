@@ -39,6 +39,7 @@ import numpy as np
 
 from coevo.atomic import read_json
 from coevo.bench.results import repo_root, results_dir, stamp, today, write_results
+from coevo.clustering import GATE_MARGIN
 from coevo.config import CoEvoConfig
 
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
@@ -168,9 +169,15 @@ def render(data: dict) -> str:
                        else f"{r['weights'][c]['acc']:.1f}" for c in columns]
         base = r.get("kmeans_acc")
         lines.append(f"| {dataset} | {run} | {'-' if base is None else f'{base:.1f}'} | " + " | ".join(shown_cells) + " |")
-    fired = [f"{dataset} · {run} (text {r['weights']['gate']['text_stability']:.3f}, joined "
-             f"{r['weights']['gate']['joined_stability']:.3f})" for dataset, run, r in cells if r["weights"]["gate"]["w"] == 0]
-    lines += ["", f"`gate` took the text alone on {len(fired)} of {len(cells)} runs" + (": " + "; ".join(fired) if fired else ".")]
+    fired = [f"{dataset} · {run}" for dataset, run, r in cells if r["weights"]["gate"]["w"] == 0]
+    lines += ["", f"`gate` took the text alone on {len(fired)} of {len(cells)} runs" + (": " + "; ".join(fired) if fired else "."),
+              "", "## The gate's test (resampling stability, mean ARI; lead = joined − text ± its standard error)", "",
+              "| dataset | run | text | joined | lead | w taken | ACC w=0 − w=" + DEFAULT + " |", "|---|---|---:|---:|---:|---:|---:|"]
+    for dataset, run, r in cells:
+        g = r["weights"]["gate"]
+        lines.append(f"| {dataset} | {run} | {g['text_stability']:.3f} | {g['joined_stability']:.3f} | "
+                     f"{g['lead']:+.3f} ± {g['lead_se']:.3f} | {g['w']:g} | "
+                     f"{r['weights']['0.0']['acc'] - r['weights'][DEFAULT]['acc']:+.1f} |")
     gains: dict[str, list[float]] = {}
     picked = [(dataset, run, r, picks(r["weights"])) for dataset, run, r in cells]
     names = ["oracle", *CRITERIA]
@@ -228,7 +235,8 @@ def main() -> None:
         raise SystemExit(f"bench/represent.py: no runs under {missing[0]}; run `coevo bench bench/configs/{missing[0].name}.toml` first")
     out = results_dir() / (args.name or f"represent-{args.tier[0]}")
     before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
-    settings = {"seeds": args.seeds, "weights": list(WEIGHTS), "rules": list(RULES), "kmeans_init": args.kmeans_init,
+    settings = {"seeds": args.seeds, "weights": list(WEIGHTS), "rules": list(RULES), "gate_margin": GATE_MARGIN,
+                "kmeans_init": args.kmeans_init,
                 "criteria": args.criteria, **({"base": True} if args.base else {})}
     if any(before.get(k) != v for k, v in settings.items()):
         before = {}  # other KMeans seeds, weights or rules: nothing can be reused

@@ -35,7 +35,7 @@ def test_report_shows_the_gate_column_where_it_took_the_text_and_against_kmeans(
     assert "| mtop_domain | full (default), seed 0 | 49.0 | 50.0 | 52.5 | **55.0** | **60.0** |" not in text
     assert "| mtop_domain | full (default), seed 0 | 49.0 | 50.0 | 52.5 | 55.0 | **60.0** | 51.0 | 50.0 | 49.0 |" in text
     assert "| goemo | full (default), seed 0 | 50.0 | 50.0 | 52.5 | 55.0 | **60.0** | 51.0 | 55.0 | 49.0 |" in text
-    assert ("`gate` took the text alone on 1 of 2 runs: mtop_domain · full (default), seed 0 "
-            "(text 0.900, joined 0.600)") in text
+    assert "`gate` took the text alone on 1 of 2 runs: mtop_domain · full (default), seed 0" in text
+    assert "| mtop_domain | full (default), seed 0 | 0.900 | 0.600 | -0.300 ± 0.050 | 0 | -5.0 |" in text
     assert "- `gate`: -2.50 over 2 runs; better on 0, worse on 1" in text  # against the default weight
     assert "- `gate`: mean +3.00 over 2 runs; above on 2, more than 1.0 below on 0, lowest +1.0" in text
