@@ -264,6 +264,7 @@ def stability_aris(x: np.ndarray, n_clusters: int, subsets, *, seed: int, n_init
 
 GATE_PAIRS = 10  # subsample pairs of the gate's test
 GATE_MARGIN = 1.0  # standard errors by which the join's stability must lead the text's
+GATE_TEXTS = 5000  # the test runs on a seeded sample of at most this many texts (its cost stays bounded)
 
 
 def gate_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, counts: np.ndarray, n_clusters: int,
@@ -279,10 +280,12 @@ def gate_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, counts
     mean ARI leads the text's by more than ``GATE_MARGIN`` standard errors of the pair-by-pair
     differences. No labels are read.
     """
-    subsets = subsample_pairs(len(text_vectors), seed=seed, n_pairs=GATE_PAIRS, share=0.8)
-    text = stability_aris(normalize(text_vectors), n_clusters, subsets, seed=seed, n_init=n_init)
-    joined = stability_aris(represent(text_vectors, interp_mean, counts, weight=weight), n_clusters, subsets,
-                            seed=seed, n_init=n_init)
+    n = len(text_vectors)
+    pool = np.arange(n) if n <= GATE_TEXTS else np.sort(np.random.default_rng(seed).choice(n, GATE_TEXTS, replace=False))
+    subsets = subsample_pairs(len(pool), seed=seed, n_pairs=GATE_PAIRS, share=0.8)
+    text = stability_aris(normalize(text_vectors[pool]), n_clusters, subsets, seed=seed, n_init=n_init)
+    joined = stability_aris(represent(text_vectors[pool], interp_mean[pool], counts[pool], weight=weight), n_clusters,
+                            subsets, seed=seed, n_init=n_init)
     lead = joined - text
     spread = float(lead.std(ddof=1) / np.sqrt(len(lead)))
     join_earns = bool(lead.mean() > GATE_MARGIN * spread)
