@@ -181,11 +181,10 @@ def test_a_run_made_before_centres_were_stored_still_predicts(text_run, tmp_path
     assert len(distances) == 300 and (distances >= 0).all()
 
 
-@pytest.mark.slow
-def test_agreement_weights_are_recorded_and_rebuilt_for_new_texts(full_run, tmp_path):
-    """``represent agreement``: the cluster step records the fitted texts' mean agreement, and predict
-    weighs texts against it, so the training texts predicted again get the representation they were
-    clustered on."""
+def _clustered_again(full_run: Path, tmp_path: Path, represent: str) -> tuple[CoEvolution, Path, int, dict]:
+    """A copy of the shared run whose final cluster step ran again under ``represent``, loaded anew,
+    with that step's cluster.json. The old cluster.json goes first: a weight chosen per run is
+    otherwise read back from it, as recluster and predict do."""
     import shutil
 
     from coevo.steps import Cluster
@@ -193,13 +192,20 @@ def test_agreement_weights_are_recorded_and_rebuilt_for_new_texts(full_run, tmp_
     run = tmp_path / "run"
     shutil.copytree(full_run, run)
     config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "represent": "agreement"}))
-    model = CoEvolution.load(run)
-    last = model.config.effective_rounds
-    Cluster().run(model.context_, last)  # the final cluster step again, under the new setting
-    info = json.loads((run / f"round{last}" / "cluster.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "represent": represent}))
+    last = CoEvolution.load(run).config.effective_rounds
+    (run / f"round{last}" / "cluster.json").unlink()
+    Cluster().run(CoEvolution.load(run).context_, last)
+    return CoEvolution.load(run), run, last, json.loads((run / f"round{last}" / "cluster.json").read_text())
+
+
+@pytest.mark.slow
+def test_agreement_weights_are_recorded_and_rebuilt_for_new_texts(full_run, tmp_path):
+    """``represent agreement``: the cluster step records the fitted texts' mean agreement, and predict
+    weighs texts against it, so the training texts predicted again get the representation they were
+    clustered on."""
+    model, run, last, info = _clustered_again(full_run, tmp_path, "agreement")
     assert 0 < info["mean_agreement"] <= 1 and info["interp_weight"] == model.config.interp_weight
-    model = CoEvolution.load(run)
     fitted = model.context_.representation(last).z
     fixed = model.context_.representation(last, "text+interp").z
     assert not np.allclose(fitted, fixed, atol=1e-3)  # the per-text weights changed the representation
@@ -213,21 +219,8 @@ def test_agreement_weights_are_recorded_and_rebuilt_for_new_texts(full_run, tmp_
 def test_gate_weight_is_recorded_and_reused_by_predict(full_run, tmp_path):
     """``represent gate``: the cluster step records the weight its stability test chose and both
     stabilities, and predict rebuilds the representation with that weight rather than testing again."""
-    import shutil
-
-    from coevo.steps import Cluster
-
-    run = tmp_path / "run"
-    shutil.copytree(full_run, run)
-    config = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps({**config, "represent": "gate"}))
-    model = CoEvolution.load(run)
-    last = model.config.effective_rounds
-    (run / f"round{last}" / "cluster.json").unlink()  # else its recorded weight is reused, as by recluster
-    Cluster().run(model.context_, last)
-    info = json.loads((run / f"round{last}" / "cluster.json").read_text())
+    model, run, last, info = _clustered_again(full_run, tmp_path, "gate")
     assert info["interp_weight"] in (0.0, model.config.interp_weight)
     assert 0 <= info["gate"]["text_stability"] <= 1 and 0 <= info["gate"]["joined_stability"] <= 1
-    model = CoEvolution.load(run)
     rows = read_jsonl(run / f"round{last}" / "assignments.jsonl")
     assert model.predict([row["text"] for row in rows]).tolist() == [row["cluster"] for row in rows]
