@@ -95,7 +95,7 @@ class RunFolder:
     def recorded_weighting(self, r: int) -> dict:
         """How round ``r``'s cluster step weighted the interpretations, as its cluster.json says (empty before it
         ran): ``interp_weight``, and ``mean_agreement`` for ``represent agreement``. A weight chosen per run
-        (``represent auto``) is reused, not chosen again, by recluster and predict, and new texts are weighed
+        (``represent auto`` or ``gate``) is reused, not chosen again, by recluster and predict, and new texts are weighed
         against the fitted texts' mean agreement."""
         path = self.round(r) / "cluster.json"
         info = read_json(path, dict) if path.is_file() else {}
