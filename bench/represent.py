@@ -71,9 +71,8 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
     rows = {}
     gate_w, gate_test = gate_interp_weight(text_vec, interp_mean, counts, cfg.n_clusters, float(DEFAULT),
                                            seed=step_seed(cfg.seed, last, "cluster"))
-    rule_weight = {"agreement": agreeing, "gate": gate_w}
-    representations = {str(w): represent(text_vec, interp_mean, counts, weight=rule_weight.get(w, w))
-                       for w in (*WEIGHTS, *RULES)}
+    representations = {str(w): represent(text_vec, interp_mean, counts, weight=agreeing if w == "agreement" else w)
+                       for w in (*WEIGHTS, "agreement")}
     if base:
         base_text = embed(models.load_embedder(cfg.embedder, cache_dir=cfg.cache_dir), model.texts_, progress=False)
         representations["base"] = represent(base_text, None)
@@ -86,7 +85,7 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
             nmis.append(m["nmi"])
         rows[w] = {"acc": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
                    "nmi": float(np.mean(nmis))}
-    rows["gate"].update(gate_test, w=gate_w)
+    rows["gate"] = {**rows[str(gate_w)], **gate_test, "w": gate_w}  # one of the fixed weights: not clustered again
     if criteria:
         for w, values in zip(WEIGHTS, interp_weight_criteria(text_vec, interp_mean, counts, cfg.n_clusters, WEIGHTS,
                                                              seed=cfg.seed, criteria=tuple(criteria))):

@@ -238,6 +238,12 @@ def interp_weight_criteria(text_vectors: np.ndarray, interp_mean: np.ndarray, co
     return out
 
 
+def seeded_sample(n: int, limit: int, *, seed: int) -> np.ndarray:
+    """All ``n`` indices, or a seeded sample of ``limit`` of them (sorted) when there are more: what keeps a
+    label-free test that costs more than linearly in the texts bounded on large runs."""
+    return np.arange(n) if n <= limit else np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
 def subsample_pairs(n: int, *, seed: int, n_pairs: int, share: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """``n_pairs`` pairs of seeded random subsamples, each of ``share`` of the ``n`` texts (sorted indices)."""
     rng = np.random.default_rng(seed)
@@ -280,8 +286,7 @@ def gate_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, counts
     mean ARI leads the text's by more than ``GATE_MARGIN`` standard errors of the pair-by-pair
     differences. No labels are read.
     """
-    n = len(text_vectors)
-    pool = np.arange(n) if n <= GATE_TEXTS else np.sort(np.random.default_rng(seed).choice(n, GATE_TEXTS, replace=False))
+    pool = seeded_sample(len(text_vectors), GATE_TEXTS, seed=seed)
     subsets = subsample_pairs(len(pool), seed=seed, n_pairs=GATE_PAIRS, share=0.8)
     text = stability_aris(normalize(text_vectors[pool]), n_clusters, subsets, seed=seed, n_init=n_init)
     joined = stability_aris(represent(text_vectors[pool], interp_mean[pool], counts[pool], weight=weight), n_clusters,
@@ -347,9 +352,7 @@ def n_clusters_curve(x: np.ndarray, *, seed: int, criteria: tuple[str, ...] = (A
     unknown = set(criteria) - set(K_CRITERIA)
     if unknown:
         raise ValueError(f"unknown criteria {sorted(unknown)}; known: {', '.join(K_CRITERIA)}")
-    x = normalize(x)
-    if len(x) > AUTO_K_TEXTS:
-        x = x[np.sort(np.random.default_rng(seed).choice(len(x), AUTO_K_TEXTS, replace=False))]
+    x = normalize(x)[seeded_sample(len(x), AUTO_K_TEXTS, seed=seed)]
     distinct = len(np.unique(x, axis=0))
     scores = {"silhouette": lambda labels: silhouette_score(x, labels, metric="cosine"),
               "calinski_harabasz": lambda labels: calinski_harabasz_score(x, labels),

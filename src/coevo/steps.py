@@ -41,8 +41,8 @@ import numpy as np
 
 from . import models
 from .atomic import atomic_publish_dir, atomic_write_bytes, atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
-from .clustering import (choose_interp_weight, choose_n_clusters, cluster, embed, gate_interp_weight, interpretation_weights, mean_by_owner,
-                         represent)
+from .clustering import (choose_interp_weight, choose_n_clusters, cluster, embed, gate_interp_weight,
+                         interpretation_weights, mean_by_owner, represent)
 from .config import CoEvoConfig
 from .contrastive import ContrastiveSettings, train_contrastive
 from .density import density_scores
