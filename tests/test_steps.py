@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from coevo.atomic import atomic_write_json, atomic_write_jsonl, read_json, read_jsonl
+from coevo.clustering import GATE_MARGIN
 from coevo.config import CoEvoConfig
 from coevo.run_folder import STEPS, RunFolder
 from coevo.guards import guard_stats
@@ -122,7 +123,9 @@ def test_cluster_step_writes_assignments_centres_and_metrics(tmp_path):
     rows = read_jsonl(ctx.folder.round(1) / "assignments.jsonl")
     assert [row["text"] for row in rows] == TEXTS and all(row["interpretations"] for row in rows)
     assert info["metrics"]["acc"] == 100.0  # two word-disjoint groups
-    assert info["interp_weight"] == ctx.config.interp_weight
+    gate = info["gate"]  # the default representation: the join only where it clearly leads in stability
+    joined = gate["lead"] > GATE_MARGIN * gate["lead_se"]
+    assert info["interp_weight"] == (ctx.config.interp_weight if joined else 0.0)
     assert (ctx.folder.round(1) / "centroids.npy").is_file()
     # expand has no select step, so the cluster step says what the interpretations alone give:
     # here two answers per group name the other group's topic, so they alone are not perfect
