@@ -281,6 +281,22 @@ def test_render_markdown_tables():
     assert "| bank77 | 100 | 10 | 1.0 · 2.0 | - | 1.0 · 2.0 |" in text  # cost: minutes · GB of the seed-0 runs
 
 
+def test_round_table_says_what_each_round_clustered():
+    """The weight of the interpretations per round: what represent gate chose, or - for a run that predates it."""
+    run = record("bank77", "full", 0, 50.0)
+    run.rounds_detail = [{"round": 1, "distinct_pct": 90.0, "acc": 48.0, "interp_weight": 0.5},
+                         {"round": 2, "distinct_pct": 88.0, "acc": 50.0, "interp_weight": 0.0}]
+    older = record("goemo", "full", 0, 30.0)
+    older.rounds_detail = [{"round": 1, "distinct_pct": 70.0, "acc": 30.0}]
+    meta = ReportMeta(tier="t", seed_policy="full", seeds=(0,), sample=100, common={"llm": "tiny", "rounds": 2},
+                      variants={"default": {"llm": "tiny", "rounds": 2}}, methods=("full",))
+    rows = render_markdown([run, older], meta).split("## Per round")[1]
+    assert "| interp-only ACC | w | ACC |" in rows
+    assert "| bank77 | full | 1 | 90.0 | - | - | - | - | 0.5 | 48.0 |" in rows
+    assert "| bank77 | full | 2 | 88.0 | - | - | - | - | 0 | 50.0 |" in rows
+    assert "| goemo | full | 1 | 70.0 | - | - | - | - | - | 30.0 |" in rows
+
+
 def test_cost_per_thousand_texts_counts_every_session_and_keeps_machines_apart():
     """A resumed run's harness wall time is its last session's; its own step times cover all of them."""
     resumed = record("bank77", "full", 0, 50.0)
@@ -472,6 +488,7 @@ def test_smoke_tier_end_to_end_and_resume(tmp_path):
     detail = by[("full", 0)]["rounds_detail"]
     assert [d["round"] for d in detail] == [1, 2] and 0 < detail[0]["distinct_pct"] <= 100
     assert detail[0]["interp_only_acc"] is not None
+    assert all(d["interp_weight"] in (0.0, 0.5) for d in detail)  # represent gate: the join or the text alone
     cell = out / "smoke" / "default" / "goemo" / "full-seed0"
     assert (cell / "summary.json").is_file()
     # the cell ran from the config file the bench wrote for it, and kept exactly those settings

@@ -66,6 +66,9 @@ def test_full_run_end_to_end(full_run):
         assert read_jsonl(full_run / f"round{r}" / "pairs.jsonl")
         guards = summary["rounds"][r - 1]["guards"]
         assert set(guards) >= {"distinct_share", "mean_words", "copy_rate", "leak_rate"}
+        # the weight this round's clustering gave the interpretations, as its cluster step chose it
+        chosen = json.loads((full_run / f"round{r}" / "cluster.json").read_text())["interp_weight"]
+        assert summary["rounds"][r - 1]["interp_weight"] == chosen
     peaks = summary["rounds"][0]["peak_rss_mb_by_step"]  # each step's own peak, so the hungry step is named
     assert set(peaks) == {"generate", "select", "dpo", "contrastive", "cluster"} and all(v > 0 for v in peaks.values())
     assert set(summary["rounds"][1]["peak_rss_mb_by_step"]) == {"generate", "select", "contrastive", "cluster"}

@@ -342,6 +342,8 @@ class CoEvolution:
                 data = read_json(path)
                 if name == "cluster":
                     row["metrics"] = data.get("metrics")
+                    # the weight of mean f(y) this round clustered with (0: f(x) alone), as represent chose it
+                    row["interp_weight"] = data.get("interp_weight")
                     if data.get("interp_only"):  # measured here when the round has no select step
                         row["interp_only"] = data["interp_only"]
                 elif name == "generate":

@@ -106,19 +106,22 @@ def _rounds_table(ok: Sequence[Record], label: Mapping[tuple[str, str], str]) ->
         return []
     lines = ["", "## Per round (the run of each LLM method; guard figures of the interpretations the round used)", "",
              "Distinct = share of distinct interpretations; copy = share covering ≥ 80% of their text's words; "
-             "leak = share repeating the prompt; interp-only ACC = KMeans on the mean interpretation embedding alone. "
+             "leak = share repeating the prompt; interp-only ACC = KMeans on the mean interpretation embedding alone; "
+             "w = the weight of that mean in the round's clustering (0: the text alone; represent gate decides it "
+             "per round, -: not recorded by runs before it was). "
              "A round whose trained LLM degraded past the guard limits backs off to the previous LLM; "
              "peak GB = the largest of the round's per-step peak memories, and its step; "
              "the last column says what the trained LLM did.", "",
-             "| dataset | method | round | distinct % | words | copy % | leak % | interp-only ACC | ACC | peak GB (step) "
-             "| back-off |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+             "| dataset | method | round | distinct % | words | copy % | leak % | interp-only ACC | w | ACC "
+             "| peak GB (step) | back-off |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in sorted(runs, key=lambda r: (r.dataset, r.method, r.variant)):
         for d in r.rounds_detail:
             problems = "; ".join(d.get("backoff_problems") or []) or ("yes" if d.get("backed_off") else "")
             lines.append(f"| {r.dataset} | {label.get((r.method, r.variant), r.method)} | {d['round']} | "
                          f"{_fmt(d.get('distinct_pct'))} | {_fmt(d.get('mean_words'))} | {_fmt(d.get('copy_pct'))} | "
-                         f"{_fmt(d.get('leak_pct'))} | {_fmt(d.get('interp_only_acc'))} | {_fmt(d.get('acc'))} | "
+                         f"{_fmt(d.get('leak_pct'))} | {_fmt(d.get('interp_only_acc'))} | {_weight(d.get('interp_weight'))} | "
+                         f"{_fmt(d.get('acc'))} | "
                          f"{_step_peak(d.get('peak_rss_mb_by_step'))} | {problems} |")
     return lines
 
@@ -129,6 +132,10 @@ def _step_peak(by_step: Mapping[str, float] | None) -> str:
         return "-"
     step = max(by_step, key=by_step.get)
     return f"{by_step[step] / 1024:.1f} ({step})"
+
+
+def _weight(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
 
 
 def _fmt(value: float | None) -> str:

@@ -386,7 +386,8 @@ def _run_record(unit: Unit, summary: dict, wall: float | None, base: dict) -> Re
 
 
 def _round_detail(row: dict) -> dict[str, Any]:
-    """A round's guard figures (percent) and ACC of clustering its interpretations alone."""
+    """A round's guard figures (percent), ACC of clustering its interpretations alone, and the weight its
+    clustering gave them."""
     guards = row.get("guards") or {}
     interp = row.get("interp_only") or {}
     metrics = row.get("metrics") or {}
@@ -397,7 +398,8 @@ def _round_detail(row: dict) -> dict[str, Any]:
     return {"round": row["round"], "distinct_pct": pct("distinct_share"), "copy_pct": pct("copy_rate"),
             "leak_pct": pct("leak_rate"), "mean_words": guards.get("mean_words"),
             "interp_only_acc": interp.get("acc"), "acc": metrics.get("acc"), "nmi": metrics.get("nmi"),
-            "ari": metrics.get("ari"), "n_pairs": row.get("n_pairs"), "backed_off": bool(row.get("backed_off")),
+            "ari": metrics.get("ari"), "interp_weight": row.get("interp_weight"),
+            "n_pairs": row.get("n_pairs"), "backed_off": bool(row.get("backed_off")),
             "backoff_problems": (row.get("backed_off") or {}).get("problems", []),
             "peak_rss_mb_by_step": row.get("peak_rss_mb_by_step") or {}}
 
