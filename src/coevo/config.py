@@ -124,7 +124,8 @@ class CoEvoConfig:
     # auto: interp_weight picked per run from INTERP_WEIGHTS by a label-free criterion (choose_interp_weight);
     # gate: text+interp where the join's clusters are clearly more reproducible than the text's, else the text (gate_interp_weight)
     # gate is the default: on the 24 design runs (dev half + short-text sets) it was +0.4 ACC over the
-    # fixed join and took the text alone where the join cost 4-14 points (docs/results/represent-design-cpu.md)
+    # fixed join and took the text alone on six, among them Biomedical and GoogleNews-T, where the join
+    # cost 4-5 points (docs/results/represent-design-cpu.md)
     represent: str = setting(
         "gate", "What KMeans clusters (agreement: each text weighs its interpretations by how much its "
         "answers agree; auto: one weight chosen per run without labels; gate: the join only where its clusters "
