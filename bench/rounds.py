@@ -1,0 +1,233 @@
+"""Which round should a run's final clustering read? Each finished `full` run of a bench tier
+(T = 2), clustered again on every candidate below at the same KMeans seeds, so that two
+columns differ by the representation and not by the draw of one KMeans:
+
+- ``base``: the base embedder's f(x) alone, what plain embed + KMeans clusters;
+- ``round1``: round 1's representation (its embedder, its interpretations, the weight its gate
+  took). It is what a run with ``rounds = 1`` clusters: no step of round 1 reads the adapter
+  that round 1's DPO step trains;
+- ``round2``: round 2's, what the run clusters (the default);
+- ``round1+round2``: both side by side (each a unit row, the pair normalised again);
+- ``round2+base``: round 2's beside the base f(x), the text as the untrained embedder reads it.
+
+Two label-free rules choose between the rounds:
+
+- ``round-gate``: round 2, unless round 1's clusters are more reproducible than round 2's by
+  more than ``GATE_MARGIN`` standard errors (the resampling stability ``represent gate`` uses:
+  both rounds clustered on the same subsample pairs);
+- ``no-round-after-back-off``: round 1 where round 2's LLM was backed off to the base model
+  (round 2 then trains the embedder again on answers round 1 already used).
+
+Beside them stand the run's own ACC per round (one KMeans each, as the tier's table has it) and
+the tier's `kmeans` cell. With ``--groups`` (a tier config's ``[groups]``) the summary is given
+per group, so a rule chosen on the dev half is read there before the confirmation half.
+
+    python bench/rounds.py --tier cpu --run-seeds 2 3 4 --groups bench/configs/cpu.toml
+
+A run measured before is not measured again while its `summary.json` is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from coevo.atomic import read_json
+from coevo.bench.results import repo_root, results_dir, stamp, today, write_results
+from coevo.clustering import GATE_MARGIN, GATE_PAIRS
+
+CANDIDATES = ("base", "round1", "round2", "round1+round2", "round2+base")
+RULES = ("round-gate", "no-round-after-back-off")
+DEFAULT = "round2"  # what a run clusters today
+
+
+def summary_digest(run_dir: Path) -> str:
+    return hashlib.sha256((run_dir / "summary.json").read_bytes()).hexdigest()
+
+
+def side_by_side(*views: np.ndarray) -> np.ndarray:
+    from coevo.clustering import normalize
+
+    return normalize(np.concatenate([normalize(v) for v in views], axis=1))
+
+
+def round_gate(round1: np.ndarray, round2: np.ndarray) -> tuple[str, dict]:
+    """Round 2, unless round 1's stability leads by more than ``GATE_MARGIN`` standard errors of the
+    pair-by-pair differences (ARI per subsample pair, the same pairs for both rounds)."""
+    lead = round1 - round2
+    spread = float(lead.std(ddof=1) / np.sqrt(len(lead)))
+    pick = "round1" if lead.mean() > GATE_MARGIN * spread else "round2"
+    return pick, {"round1": float(round1.mean()), "round2": float(round2.mean()), "lead": float(lead.mean()),
+                  "lead_se": spread}
+
+
+def measure(run_dir: Path, seeds: list[int], n_init: int, commit: str, digest: str) -> dict:
+    from coevo import CoEvolution
+    from coevo.clustering import embed, kmeans, stability_aris, subsample_pairs
+    from coevo.metrics import evaluate
+    from coevo.pipeline import step_seed
+
+    started = time.perf_counter()
+    model = CoEvolution.load(run_dir)
+    cfg, ctx, k = model.config, model.context_, model.n_clusters_
+    if cfg.effective_rounds != 2:
+        raise SystemExit(f"bench/rounds.py: {run_dir} ran {cfg.effective_rounds} rounds; this script compares two")
+    views = {"base": embed(ctx.embedder(0), model.texts_, progress=False),
+             "round1": ctx.representation(1).z, "round2": ctx.representation(2).z}
+    views["round1+round2"] = side_by_side(views["round1"], views["round2"])
+    views["round2+base"] = side_by_side(views["round2"], views["base"])
+    acc_by_seed = {name: [evaluate(model.gold_, kmeans(z, k, seed=step_seed(s, 2, "cluster"), n_init=n_init).labels)["acc"]
+                          for s in seeds] for name, z in views.items()}
+    test_seed = step_seed(cfg.seed, 2, "cluster")
+    subsets = subsample_pairs(len(model.texts_), seed=test_seed, n_pairs=GATE_PAIRS, share=0.8)
+    stability = {r: stability_aris(views[r], k, subsets, seed=test_seed, n_init=5) for r in ("round1", "round2")}
+    gate_pick, gate_test = round_gate(stability["round1"], stability["round2"])
+    backed_off = model.history_[1].get("backed_off") is not None
+    return {"summary_sha256": digest, "commit": commit, "seconds": time.perf_counter() - started,
+            "backed_off": backed_off, "run_acc": {f"round{r['round']}": r["metrics"]["acc"] for r in model.history_},
+            "acc": {name: float(np.mean(accs)) for name, accs in acc_by_seed.items()}, "acc_by_seed": acc_by_seed,
+            "stability": gate_test,
+            "picks": {"round-gate": gate_pick, "no-round-after-back-off": "round1" if backed_off else "round2"}}
+
+
+def column(run: dict, name: str) -> float:
+    """A run's ACC under a candidate, or under the candidate a rule picked."""
+    return run["acc"][run["picks"][name] if name in RULES else name]
+
+
+def _kmeans_acc(tier: str) -> dict[tuple[str, int], float]:
+    path = results_dir() / f"{tier}.json"
+    records = read_json(path, list) if path.is_file() else []
+    return {(r["dataset"], r["seed"]): r["acc"] for r in records if r.get("method") == "kmeans" and r.get("status") == "ok"}
+
+
+def _group_summary(title: str, runs: list[tuple[str, dict]]) -> list[str]:
+    """Per dataset (mean over its runs) each column's ACC, then each column against `base` at equal
+    draws, in the figures issue 13's targets are stated in."""
+    datasets = list(dict.fromkeys(d for d, _ in runs))
+    columns = [*CANDIDATES, *RULES]
+    means = {d: {c: float(np.mean([column(r, c) for dd, r in runs if dd == d])) for c in columns} for d in datasets}
+    lines = [f"### {title}", "", "| dataset | runs | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
+    for d in datasets:
+        best = max(means[d].values())
+        lines.append(f"| {d} | {sum(dd == d for dd, _ in runs)} | "
+                     + " | ".join(f"**{v:.1f}**" if v == best else f"{v:.1f}" for v in means[d].values()) + " |")
+    lines += ["", "Against `base` at the same KMeans draws (dataset means):", ""]
+    for c in columns[1:]:
+        diffs = [means[d][c] - means[d]["base"] for d in datasets]
+        lines.append(f"- `{c}`: mean {np.mean(diffs):+.2f}; above on {sum(x > 0 for x in diffs)} of {len(diffs)}, "
+                     f"more than 1.0 below on {sum(x < -1.0 for x in diffs)}, lowest {min(diffs):+.2f}")
+    return lines + [""]
+
+
+def render(data: dict) -> str:
+    runs = [(dataset, name, r) for dataset, by_run in data["results"].items() for name, r in by_run.items()]
+    lines = [f"# Which round the final clustering should read: the `full` runs of tier `{data['tier']}`", "",
+             "Written by `bench/rounds.py`; do not edit by hand.", "",
+             f"- commits {', '.join(f'`{c}`' for c in data['commits'])}, last run {data['date']}, machine: "
+             f"{data['machine']}; {data['seconds']:.0f} s of measuring in all",
+             f"- each finished `full` run of seeds {data['run_seeds']} clustered again on every candidate at KMeans "
+             f"seeds {data['seeds']}, {data['kmeans_init']} restarts each; ACC in %, the mean over those seeds, so "
+             "two columns of a row differ by the representation, not by the draw of one KMeans",
+             "- `base`: the base embedder's f(x) alone (what `kmeans` clusters); `round1`: round 1's representation, "
+             "what a run with rounds = 1 clusters; `round2`: what the run clusters (the default); `round1+round2` and "
+             "`round2+base`: the two side by side, each a unit row",
+             f"- `round-gate`: round 2 unless round 1's clusters are more reproducible (mean ARI over {GATE_PAIRS} "
+             f"pairs of 80% subsamples, both rounds on the same pairs) by more than {GATE_MARGIN:g} standard error "
+             "of the paired differences; `no-round-after-back-off`: round 1 where round 2's LLM was backed off. "
+             "Neither reads labels",
+             "- `run r1 → r2`: the run's own ACC per round, one KMeans each, as the tier's table has it; `kmeans`: "
+             "the tier's `kmeans` cell of the same dataset and seed", "",
+             "## Every run", "",
+             "| dataset | run | back-off | run r1 → r2 | kmeans | " + " | ".join(CANDIDATES)
+             + " | stability r1 / r2 | round-gate | no-round-after-back-off |",
+             "|---|---|---|---|---:|" + "---:|" * len(CANDIDATES) + "---|---|---|"]
+    for dataset, name, r in runs:
+        base = r.get("kmeans_acc")
+        s = r["stability"]
+        lines.append(f"| {dataset} | {name} | {'yes' if r['backed_off'] else '-'} | "
+                     f"{r['run_acc']['round1']:.1f} → {r['run_acc']['round2']:.1f} | "
+                     f"{'-' if base is None else f'{base:.1f}'} | "
+                     + " | ".join(f"{r['acc'][c]:.1f}" for c in CANDIDATES)
+                     + f" | {s['round1']:.3f} / {s['round2']:.3f} | {r['picks']['round-gate']} | "
+                     f"{r['picks']['no-round-after-back-off']} |")
+    lines += ["", "## By dataset and group", ""]
+    groups = data.get("groups") or {"all": sorted(data["results"])}
+    for group, members in groups.items():
+        chosen = [(d, r) for d, _, r in runs if d in members]
+        if chosen:
+            lines += _group_summary(f"{group} ({len({d for d, _ in chosen})} datasets, {len(chosen)} runs)", chosen)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tier", default="cpu", help="the bench tier whose `full` runs to measure")
+    parser.add_argument("--runs", type=Path, default=repo_root() / "bench" / "out", help="the bench's --out-dir")
+    parser.add_argument("--run-seeds", type=int, nargs="+", default=[0], help="which runs: the seeds in their folder names")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="KMeans seeds")
+    parser.add_argument("--kmeans-init", type=int, default=10, help="KMeans restarts")
+    parser.add_argument("--groups", type=Path, default=None,
+                        help="a tier config whose [groups] (e.g. dev, confirmation) the summary is split by")
+    parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    root = args.runs / args.tier
+    if not root.is_dir():
+        raise SystemExit(f"bench/rounds.py: no runs under {root}; run `coevo bench bench/configs/{args.tier}.toml` first")
+    groups = None
+    if args.groups is not None:
+        try:
+            groups = tomllib.loads(args.groups.read_text(encoding="utf-8")).get("groups")
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise SystemExit(f"bench/rounds.py: option --groups: cannot read {args.groups}: {error}") from None
+        if not groups:
+            raise SystemExit(f"bench/rounds.py: option --groups: {args.groups} has no [groups] table")
+    out = results_dir() / f"rounds-{args.tier}"
+    before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
+    settings = {"seeds": args.seeds, "kmeans_init": args.kmeans_init, "candidates": list(CANDIDATES),
+                "rules": list(RULES), "gate_margin": GATE_MARGIN}
+    if any(before.get(k) != v for k, v in settings.items()):
+        before = {}  # other KMeans draws or candidates: nothing can be reused
+    provenance = stamp()
+    baselines = _kmeans_acc(args.tier)
+    results: dict[str, dict] = {d: v for d, v in before.get("results", {}).items() if args.only and d not in args.only}
+
+    def save() -> None:
+        cells = [r for by_run in results.values() for r in by_run.values()]
+        data = {"tier": args.tier, "commits": sorted({r["commit"] for r in cells}), "date": today(),
+                "machine": provenance["machine"], "run_seeds": args.run_seeds, **settings,
+                "seconds": sum(r["seconds"] for r in cells), "groups": groups, "results": results}
+        write_results(out.parent, out.name, data, render)
+
+    datasets = sorted({p.parent.name for p in root.glob("*/*/full-seed*") if p.is_dir()},
+                      key=lambda d: next((i for i, m in enumerate(sum((groups or {}).values(), [])) if m == d), 99))
+    for dataset in datasets:
+        if args.only and dataset not in args.only:
+            continue
+        for run_seed in args.run_seeds:
+            for run in sorted(root.glob(f"*/{dataset}/full-seed{run_seed}")):
+                if not (run / "summary.json").is_file():
+                    continue
+                name = f"full ({run.parent.parent.name}), seed {run_seed}"
+                old = before.get("results", {}).get(dataset, {}).get(name)
+                digest = summary_digest(run)
+                if old is None or old.get("summary_sha256") != digest:
+                    old = measure(run, args.seeds, args.kmeans_init, provenance["commit"], digest)
+                    print(dataset, name, {c: round(v, 1) for c, v in old["acc"].items()}, old["picks"],
+                          file=sys.stderr, flush=True)
+                old["kmeans_acc"] = baselines.get((dataset, run_seed))
+                results.setdefault(dataset, {})[name] = old
+                save()
+    save()
+
+
+if __name__ == "__main__":
+    main()
