@@ -28,7 +28,6 @@ script can follow a tier that is still running.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -38,7 +37,7 @@ import numpy as np
 
 
 from coevo.atomic import read_json
-from coevo.bench.results import repo_root, results_dir, stamp, today, write_results
+from coevo.bench.results import kmeans_acc, repo_root, results_dir, stamp, summary_digest, today, write_results
 from coevo.clustering import GATE_MARGIN
 from coevo.config import CoEvoConfig
 
@@ -48,9 +47,6 @@ METHODS = ("expand", "contrastive-only", "random-select", "no-dpo", "full")
 CRITERIA = ("stability", "silhouette", "consensus")
 DEFAULT = str(CoEvoConfig.__dataclass_fields__["interp_weight"].default)  # the column every rule is compared with
 
-
-def summary_digest(run_dir: Path) -> str:
-    return hashlib.sha256((run_dir / "summary.json").read_bytes()).hexdigest()
 
 
 def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: int | None, criteria,
@@ -106,12 +102,6 @@ def picks(weights: dict) -> dict:
             out[c] = max(weights, key=lambda w: (weights[w][c], -float(w)))
     return {name: {"w": float(w), "acc": weights[w]["acc"]} for name, w in out.items()}
 
-
-def _kmeans_acc(tier: str) -> dict[tuple[str, int], float]:
-    """The tier's own `kmeans` cells (run by the bench, KMeans on f(x) of the base embedder): ACC by (dataset, seed)."""
-    path = results_dir() / f"{tier}.json"
-    records = read_json(path, list) if path.is_file() else []
-    return {(r["dataset"], r["seed"]): r["acc"] for r in records if r.get("method") == "kmeans" and r.get("status") == "ok"}
 
 
 def _vs(gains: list[float]) -> str:
@@ -241,7 +231,7 @@ def main() -> None:
         before = {}  # other KMeans seeds, weights or rules: nothing can be reused
     provenance = stamp()
     commit, where = provenance["commit"], provenance["machine"]
-    baselines = {tier: _kmeans_acc(tier) for tier in args.tier}
+    baselines = {tier: kmeans_acc(tier) for tier in args.tier}
     # --only measures some datasets; the file keeps what it holds of the others
     results: dict[str, dict] = {d: v for d, v in before.get("results", {}).items() if args.only and d not in args.only}
 

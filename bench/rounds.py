@@ -30,7 +30,6 @@ A run measured before is not measured again while its `summary.json` is unchange
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
 import time
@@ -40,16 +39,13 @@ from pathlib import Path
 import numpy as np
 
 from coevo.atomic import read_json
-from coevo.bench.results import repo_root, results_dir, stamp, today, write_results
+from coevo.bench.results import kmeans_acc, repo_root, results_dir, stamp, summary_digest, today, write_results
 from coevo.clustering import GATE_MARGIN, GATE_PAIRS
 
 CANDIDATES = ("base", "round1", "round2", "round1+round2", "round2+base")
 RULES = ("round-gate", "no-round-after-back-off")
 DEFAULT = "round2"  # what a run clusters today
 
-
-def summary_digest(run_dir: Path) -> str:
-    return hashlib.sha256((run_dir / "summary.json").read_bytes()).hexdigest()
 
 
 def side_by_side(*views: np.ndarray) -> np.ndarray:
@@ -101,11 +97,6 @@ def column(run: dict, name: str) -> float:
     """A run's ACC under a candidate, or under the candidate a rule picked."""
     return run["acc"][run["picks"][name] if name in RULES else name]
 
-
-def _kmeans_acc(tier: str) -> dict[tuple[str, int], float]:
-    path = results_dir() / f"{tier}.json"
-    records = read_json(path, list) if path.is_file() else []
-    return {(r["dataset"], r["seed"]): r["acc"] for r in records if r.get("method") == "kmeans" and r.get("status") == "ok"}
 
 
 def _group_summary(title: str, runs: list[tuple[str, dict]]) -> list[str]:
@@ -197,7 +188,7 @@ def main() -> None:
     if any(before.get(k) != v for k, v in settings.items()):
         before = {}  # other KMeans draws or candidates: nothing can be reused
     provenance = stamp()
-    baselines = _kmeans_acc(args.tier)
+    baselines = kmeans_acc(args.tier)
     results: dict[str, dict] = {d: v for d, v in before.get("results", {}).items() if args.only and d not in args.only}
 
     def save() -> None:

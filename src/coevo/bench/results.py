@@ -9,13 +9,14 @@ the same stamp and is never left half written.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_json, atomic_write_text
+from ..atomic import atomic_write_json, atomic_write_text, read_json
 from ..provenance import git_commit, machine
 
 
@@ -66,3 +67,17 @@ def write_results(folder: Path, name: str, data: Any, render: Callable[[Any], st
     text = render(data)
     atomic_write_text(md_path, text if text.endswith("\n") else text + "\n")
     return json_path, md_path
+
+
+def summary_digest(run_dir: Path) -> str:
+    """sha256 of a finished run's ``summary.json``: a script that measures runs again skips one whose
+    digest it has already measured, since any step that ran again rewrites the summary."""
+    return hashlib.sha256((Path(run_dir) / "summary.json").read_bytes()).hexdigest()
+
+
+def kmeans_acc(tier: str) -> dict[tuple[str, int], float]:
+    """The ACC of a tier's own `kmeans` cells (plain embed + KMeans, as the bench ran them) by
+    (dataset, seed), for the scripts that set a tier's runs beside its baseline."""
+    path = results_dir() / f"{tier}.json"
+    records = read_json(path, list) if path.is_file() else []
+    return {(r["dataset"], r["seed"]): r["acc"] for r in records if r.get("method") == "kmeans" and r.get("status") == "ok"}
