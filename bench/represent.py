@@ -48,7 +48,6 @@ CRITERIA = ("stability", "silhouette", "consensus")
 DEFAULT = str(CoEvoConfig.__dataclass_fields__["interp_weight"].default)  # the column every rule is compared with
 
 
-
 def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: int | None, criteria,
             base: bool = False) -> dict:
     from coevo import CoEvolution, models
@@ -101,7 +100,6 @@ def picks(weights: dict) -> dict:
         if all(c in v for v in weights.values()):
             out[c] = max(weights, key=lambda w: (weights[w][c], -float(w)))
     return {name: {"w": float(w), "acc": weights[w]["acc"]} for name, w in out.items()}
-
 
 
 def _vs(gains: list[float]) -> str:

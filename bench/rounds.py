@@ -40,28 +40,22 @@ import numpy as np
 
 from coevo.atomic import read_json
 from coevo.bench.results import kmeans_acc, repo_root, results_dir, stamp, summary_digest, today, write_results
-from coevo.clustering import GATE_MARGIN, GATE_PAIRS
+from coevo.clustering import GATE_MARGIN, GATE_PAIRS, clearly_leads, normalize
 
 CANDIDATES = ("base", "round1", "round2", "round1+round2", "round2+base")
 RULES = ("round-gate", "no-round-after-back-off")
-DEFAULT = "round2"  # what a run clusters today
-
 
 
 def side_by_side(*views: np.ndarray) -> np.ndarray:
-    from coevo.clustering import normalize
-
     return normalize(np.concatenate([normalize(v) for v in views], axis=1))
 
 
 def round_gate(round1: np.ndarray, round2: np.ndarray) -> tuple[str, dict]:
     """Round 2, unless round 1's stability leads by more than ``GATE_MARGIN`` standard errors of the
-    pair-by-pair differences (ARI per subsample pair, the same pairs for both rounds)."""
-    lead = round1 - round2
-    spread = float(lead.std(ddof=1) / np.sqrt(len(lead)))
-    pick = "round1" if lead.mean() > GATE_MARGIN * spread else "round2"
-    return pick, {"round1": float(round1.mean()), "round2": float(round2.mean()), "lead": float(lead.mean()),
-                  "lead_se": spread}
+    pair-by-pair differences (ARI per subsample pair, the same pairs for both rounds): the gate's test."""
+    round1_earns, lead = clearly_leads(round1, round2)
+    return ("round1" if round1_earns else "round2"), {"round1": float(round1.mean()), "round2": float(round2.mean()),
+                                                        **lead}
 
 
 def measure(run_dir: Path, seeds: list[int], n_init: int, commit: str, digest: str) -> dict:
@@ -96,7 +90,6 @@ def measure(run_dir: Path, seeds: list[int], n_init: int, commit: str, digest: s
 def column(run: dict, name: str) -> float:
     """A run's ACC under a candidate, or under the candidate a rule picked."""
     return run["acc"][run["picks"][name] if name in RULES else name]
-
 
 
 def _group_summary(title: str, runs: list[tuple[str, dict]]) -> list[str]:
@@ -198,8 +191,9 @@ def main() -> None:
                 "seconds": sum(r["seconds"] for r in cells), "groups": groups, "results": results}
         write_results(out.parent, out.name, data, render)
 
+    order = [d for members in (groups or {}).values() for d in members]  # the groups' order, then the others
     datasets = sorted({p.parent.name for p in root.glob("*/*/full-seed*") if p.is_dir()},
-                      key=lambda d: next((i for i, m in enumerate(sum((groups or {}).values(), [])) if m == d), 99))
+                      key=lambda d: (order.index(d) if d in order else len(order), d))
     for dataset in datasets:
         if args.only and dataset not in args.only:
             continue

@@ -291,11 +291,18 @@ def gate_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, counts
     text = stability_aris(normalize(text_vectors[pool]), n_clusters, subsets, seed=seed, n_init=n_init)
     joined = stability_aris(represent(text_vectors[pool], interp_mean[pool], counts[pool], weight=weight), n_clusters,
                             subsets, seed=seed, n_init=n_init)
-    lead = joined - text
-    spread = float(lead.std(ddof=1) / np.sqrt(len(lead)))
-    join_earns = bool(lead.mean() > GATE_MARGIN * spread)
+    join_earns, lead = clearly_leads(joined, text)
     return (weight if join_earns else 0.0), {"text_stability": float(text.mean()), "joined_stability": float(joined.mean()),
-                                             "lead": float(lead.mean()), "lead_se": spread}
+                                             **lead}
+
+
+def clearly_leads(leader: np.ndarray, other: np.ndarray) -> tuple[bool, dict]:
+    """Whether ``leader``'s stabilities (one ARI per subsample pair) lead ``other``'s, measured on the same
+    pairs, by more than ``GATE_MARGIN`` standard errors of the pair-by-pair differences; and the lead and
+    its standard error. The gate's test, for any two representations."""
+    lead = leader - other
+    spread = float(lead.std(ddof=1) / np.sqrt(len(lead)))
+    return bool(lead.mean() > GATE_MARGIN * spread), {"lead": float(lead.mean()), "lead_se": spread}
 
 
 INTERP_WEIGHTS = (0.0, 0.25, 0.5, 1.0)
