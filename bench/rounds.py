@@ -31,15 +31,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
-from coevo.atomic import read_json
-from coevo.bench.results import kmeans_acc, repo_root, results_dir, stamp, summary_digest, today, write_results
+from coevo.bench.remeasure import group_runs, paired_summary, read_groups, remeasure_runs
+from coevo.bench.results import repo_root, results_dir
 from coevo.clustering import GATE_MARGIN, GATE_PAIRS, clearly_leads, normalize
 
 CANDIDATES = ("base", "round1", "round2", "round1+round2", "round2+base")
@@ -58,7 +56,7 @@ def round_gate(round1: np.ndarray, round2: np.ndarray) -> tuple[str, dict]:
                                                         **lead}
 
 
-def measure(run_dir: Path, seeds: list[int], n_init: int, commit: str, digest: str) -> dict:
+def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
     from coevo import CoEvolution
     from coevo.clustering import embed, kmeans, stability_aris, subsample_pairs
     from coevo.metrics import evaluate
@@ -80,7 +78,7 @@ def measure(run_dir: Path, seeds: list[int], n_init: int, commit: str, digest: s
     stability = {r: stability_aris(views[r], k, subsets, seed=test_seed, n_init=5) for r in ("round1", "round2")}
     gate_pick, gate_test = round_gate(stability["round1"], stability["round2"])
     backed_off = model.history_[1].get("backed_off") is not None
-    return {"summary_sha256": digest, "commit": commit, "seconds": time.perf_counter() - started,
+    return {"seconds": time.perf_counter() - started,
             "backed_off": backed_off, "run_acc": {f"round{r['round']}": r["metrics"]["acc"] for r in model.history_},
             "acc": {name: float(np.mean(accs)) for name, accs in acc_by_seed.items()}, "acc_by_seed": acc_by_seed,
             "stability": gate_test,
@@ -90,25 +88,6 @@ def measure(run_dir: Path, seeds: list[int], n_init: int, commit: str, digest: s
 def column(run: dict, name: str) -> float:
     """A run's ACC under a candidate, or under the candidate a rule picked."""
     return run["acc"][run["picks"][name] if name in RULES else name]
-
-
-def _group_summary(title: str, runs: list[tuple[str, dict]]) -> list[str]:
-    """Per dataset (mean over its runs) each column's ACC, then each column against `base` at equal
-    draws, in the figures issue 13's targets are stated in."""
-    datasets = list(dict.fromkeys(d for d, _ in runs))
-    columns = [*CANDIDATES, *RULES]
-    means = {d: {c: float(np.mean([column(r, c) for dd, r in runs if dd == d])) for c in columns} for d in datasets}
-    lines = [f"### {title}", "", "| dataset | runs | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
-    for d in datasets:
-        best = max(means[d].values())
-        lines.append(f"| {d} | {sum(dd == d for dd, _ in runs)} | "
-                     + " | ".join(f"**{v:.1f}**" if v == best else f"{v:.1f}" for v in means[d].values()) + " |")
-    lines += ["", "Against `base` at the same KMeans draws (dataset means):", ""]
-    for c in columns[1:]:
-        diffs = [means[d][c] - means[d]["base"] for d in datasets]
-        lines.append(f"- `{c}`: mean {np.mean(diffs):+.2f}; above on {sum(x > 0 for x in diffs)} of {len(diffs)}, "
-                     f"more than 1.0 below on {sum(x < -1.0 for x in diffs)}, lowest {min(diffs):+.2f}")
-    return lines + [""]
 
 
 def render(data: dict) -> str:
@@ -143,11 +122,8 @@ def render(data: dict) -> str:
                      + f" | {s['round1']:.3f} / {s['round2']:.3f} | {r['picks']['round-gate']} | "
                      f"{r['picks']['no-round-after-back-off']} |")
     lines += ["", "## By dataset and group", ""]
-    groups = data.get("groups") or {"all": sorted(data["results"])}
-    for group, members in groups.items():
-        chosen = [(d, r) for d, _, r in runs if d in members]
-        if chosen:
-            lines += _group_summary(f"{group} ({len({d for d, _ in chosen})} datasets, {len(chosen)} runs)", chosen)
+    for title, runs_of_group in group_runs(data):
+        lines += paired_summary(title, runs_of_group, [*CANDIDATES, *RULES], column)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -163,55 +139,13 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    root = args.runs / args.tier
-    if not root.is_dir():
-        raise SystemExit(f"bench/rounds.py: no runs under {root}; run `coevo bench bench/configs/{args.tier}.toml` first")
-    groups = None
-    if args.groups is not None:
-        try:
-            groups = tomllib.loads(args.groups.read_text(encoding="utf-8")).get("groups")
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise SystemExit(f"bench/rounds.py: option --groups: cannot read {args.groups}: {error}") from None
-        if not groups:
-            raise SystemExit(f"bench/rounds.py: option --groups: {args.groups} has no [groups] table")
-    out = results_dir() / f"rounds-{args.tier}"
-    before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
     settings = {"seeds": args.seeds, "kmeans_init": args.kmeans_init, "candidates": list(CANDIDATES),
                 "rules": list(RULES), "gate_margin": GATE_MARGIN}
-    if any(before.get(k) != v for k, v in settings.items()):
-        before = {}  # other KMeans draws or candidates: nothing can be reused
-    provenance = stamp()
-    baselines = kmeans_acc(args.tier)
-    results: dict[str, dict] = {d: v for d, v in before.get("results", {}).items() if args.only and d not in args.only}
-
-    def save() -> None:
-        cells = [r for by_run in results.values() for r in by_run.values()]
-        data = {"tier": args.tier, "commits": sorted({r["commit"] for r in cells}), "date": today(),
-                "machine": provenance["machine"], "run_seeds": args.run_seeds, **settings,
-                "seconds": sum(r["seconds"] for r in cells), "groups": groups, "results": results}
-        write_results(out.parent, out.name, data, render)
-
-    order = [d for members in (groups or {}).values() for d in members]  # the groups' order, then the others
-    datasets = sorted({p.parent.name for p in root.glob("*/*/full-seed*") if p.is_dir()},
-                      key=lambda d: (order.index(d) if d in order else len(order), d))
-    for dataset in datasets:
-        if args.only and dataset not in args.only:
-            continue
-        for run_seed in args.run_seeds:
-            for run in sorted(root.glob(f"*/{dataset}/full-seed{run_seed}")):
-                if not (run / "summary.json").is_file():
-                    continue
-                name = f"full ({run.parent.parent.name}), seed {run_seed}"
-                old = before.get("results", {}).get(dataset, {}).get(name)
-                digest = summary_digest(run)
-                if old is None or old.get("summary_sha256") != digest:
-                    old = measure(run, args.seeds, args.kmeans_init, provenance["commit"], digest)
-                    print(dataset, name, {c: round(v, 1) for c, v in old["acc"].items()}, old["picks"],
-                          file=sys.stderr, flush=True)
-                old["kmeans_acc"] = baselines.get((dataset, run_seed))
-                results.setdefault(dataset, {})[name] = old
-                save()
-    save()
+    remeasure_runs("bench/rounds.py", results_dir() / f"rounds-{args.tier}", tier=args.tier,
+                   root=args.runs / args.tier, run_seeds=args.run_seeds, settings=settings,
+                   groups=read_groups(args.groups, "bench/rounds.py"), only=args.only,
+                   measure=lambda run: measure(run, args.seeds, args.kmeans_init), render=render,
+                   describe=lambda r: ({c: round(v, 1) for c, v in r["acc"].items()}, r["picks"]))
 
 
 if __name__ == "__main__":

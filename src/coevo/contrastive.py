@@ -35,6 +35,12 @@ class ContrastiveSettings:
     seed: int = CoEvoConfig.seed
     loss: str = CoEvoConfig.contrastive_loss  # "gist" needs a guide model
 
+    @classmethod
+    def from_config(cls, config: CoEvoConfig, seed: int) -> "ContrastiveSettings":
+        """A round's settings: the config's ``contrastive_*`` fields and the round's own seed."""
+        return cls(config.contrastive_batch_size, config.contrastive_learning_rate, config.contrastive_epochs, seed,
+                   config.contrastive_loss)
+
 
 def train_contrastive(
     embedder,

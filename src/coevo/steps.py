@@ -117,19 +117,22 @@ class RunContext:
         interp_vec = embed(embedder, flat, progress=self.progress, desc="embed interpretations")
         return text_vec, interp_vec, owner
 
-    def representation(self, r: int, kind: str | None = None) -> Representation:
+    def representation(self, r: int, kind: str | None = None, embedder=None) -> Representation:
         """f_r(x), joined with the weighted mean f_r(y) when configured (or when ``kind`` says so).
 
         ``auto`` picks the weight once, at the round's cluster step, and reads it back from there later
         (recluster, predict), so every clustering of a finished run sees the same representation;
         ``agreement`` records the fitted texts' mean agreement there, which new texts are weighed against.
+        ``embedder`` stands in for round ``r``'s own (another training on the same answers, as
+        bench/contrastive.py measures it); a weight is then chosen afresh, never read back.
         """
         cfg = self.config
         kind = kind or cfg.represent
         interpretations = self.folder.interpretations(r) if cfg.uses_llm else None
-        text_vec, interp_vec, owner = self.embed_all(self.embedder(r), interpretations or [[] for _ in self.texts])
+        text_vec, interp_vec, owner = self.embed_all(embedder if embedder is not None else self.embedder(r),
+                                                     interpretations or [[] for _ in self.texts])
         interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts))
-        recorded = self.folder.recorded_weighting(r) if kind == cfg.represent else {}
+        recorded = self.folder.recorded_weighting(r) if kind == cfg.represent and embedder is None else {}
         if interpretations is None or kind == "text":
             weighting = {"interp_weight": 0.0}
         elif kind in ("auto", "gate") and "interp_weight" in recorded:
@@ -351,8 +354,7 @@ class Contrastive:
         embedder = ctx.embedder(r - 1)
         build = target.with_name(".embedder.tmp")
         shutil.rmtree(build, ignore_errors=True)
-        settings = ContrastiveSettings(cfg.contrastive_batch_size, cfg.contrastive_learning_rate, cfg.contrastive_epochs,
-                                       step_seed(cfg.seed, r, "contrastive"), cfg.contrastive_loss)
+        settings = ContrastiveSettings.from_config(cfg, step_seed(cfg.seed, r, "contrastive"))
         guide = ctx.embedder(0) if cfg.contrastive_loss == "gist" else None
         summary = train_contrastive(embedder, [ctx.texts[p["text_index"]] for p in positives],
                                     [p["chosen"] for p in positives], build, settings=settings, guide=guide,

@@ -1,0 +1,153 @@
+"""How the contrastive step's training changes a run's final clustering, with the LLM's answers
+held fixed. Each finished `full` run of a bench tier has its embedder trained again from the base
+model, round by round on the run's own positives (each round's chosen answers) and with each
+round's own seed, under each setting below; round T's representation is then built from that
+embedder and the run's round-T interpretations exactly as the run built its own (the
+``represent`` rule of the run, its gate test run afresh), and clustered at the same KMeans seeds
+as ``base`` (the base embedder's f(x) alone, what plain embed + KMeans clusters).
+
+- ``as run``: the run's own settings, so its column reproduces the run's own embedder: a check
+  of the replay (at the same draws it equals ``round2`` of ``bench/rounds.py``);
+- ``gist``: GISTEmbedLoss with the base embedder as guide (issue 13, lever 1: an in-batch
+  negative the guide finds closer to the anchor than its positive is dropped);
+- ``lr=1e-5`` / ``lr=4e-5``: half and twice the learning rate, a dose of training either way.
+
+Each setting gives two columns: the final representation (what the run would cluster) and
+``<setting> · text``, the trained f(x) alone. Only the contrastive step changes: round 2's
+answers and pairs are those the run drew with its own round-1 embedder, so a setting is measured
+on the embedder's training alone; a run with it would also select round 2's pairs with its own.
+
+    python bench/contrastive.py --tier cpu --run-seeds 2 3 4 --groups bench/configs/cpu.toml
+
+A run measured before is not measured again while its `summary.json` is unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from coevo.bench.remeasure import group_runs, paired_summary, read_groups, remeasure_runs
+from coevo.bench.results import repo_root, results_dir
+
+SETTINGS = {
+    "as run": {},
+    "gist": {"contrastive_loss": "gist"},
+    "lr=1e-5": {"contrastive_learning_rate": 1e-5},
+    "lr=4e-5": {"contrastive_learning_rate": 4e-5},
+}
+"""Each setting: the ``CoEvoConfig`` fields it changes in the run's own config."""
+
+
+def columns(settings: list[str]) -> list[str]:
+    return ["base", *settings, *(f"{s} · text" for s in settings)]
+
+
+def retrain(ctx, config, rounds: int):
+    """The embedder as ``config``'s contrastive settings would have trained it on the run's positives."""
+    from coevo.atomic import read_jsonl
+    from coevo.contrastive import ContrastiveSettings, train_contrastive
+    from coevo.pipeline import step_seed
+
+    embedder = ctx.embedder(0)
+    guide = ctx.embedder(0) if config.contrastive_loss == "gist" else None
+    for r in range(1, rounds + 1):
+        positives = read_jsonl(ctx.folder.round(r) / "positives.jsonl")
+        if not positives:  # the step leaves the embedder as it was
+            continue
+        with tempfile.TemporaryDirectory() as scratch:
+            train_contrastive(embedder, [ctx.texts[p["text_index"]] for p in positives], [p["chosen"] for p in positives],
+                              scratch, settings=ContrastiveSettings.from_config(config, step_seed(config.seed, r, "contrastive")),
+                              guide=guide, progress=False)
+    return embedder
+
+
+def measure(run_dir: Path, settings: list[str], seeds: list[int], n_init: int) -> dict:
+    from coevo import CoEvolution
+    from coevo.clustering import embed, kmeans
+    from coevo.metrics import evaluate
+    from coevo.pipeline import step_seed
+
+    started = time.perf_counter()
+    model = CoEvolution.load(run_dir)
+    cfg, ctx, k, rounds = model.config, model.context_, model.n_clusters_, model.config.effective_rounds
+    views = {"base": embed(ctx.embedder(0), model.texts_, progress=False)}
+    weights = {}
+    for name in settings:
+        config = cfg.replace(**SETTINGS[name])
+        trained = retrain(ctx, config, rounds)
+        final = ctx.representation(rounds, embedder=trained)
+        views[name], weights[name] = final.z, final.weight["interp_weight"]
+        views[f"{name} · text"] = ctx.representation(rounds, kind="text", embedder=trained).z
+    acc_by_seed = {name: [evaluate(model.gold_, kmeans(z, k, seed=step_seed(s, rounds, "cluster"), n_init=n_init).labels)["acc"]
+                          for s in seeds] for name, z in views.items()}
+    return {"seconds": time.perf_counter() - started, "run_acc": model.history_[-1]["metrics"]["acc"],
+            "weights": weights, "acc": {name: float(np.mean(accs)) for name, accs in acc_by_seed.items()},
+            "acc_by_seed": acc_by_seed}
+
+
+def render(data: dict) -> str:
+    settings, cols = data["settings"], columns(data["settings"])
+    lines = [f"# How the contrastive step's training changes the final clustering: the `full` runs of tier "
+             f"`{data['tier']}`", "",
+             "Written by `bench/contrastive.py`; do not edit by hand.", "",
+             f"- commits {', '.join(f'`{c}`' for c in data['commits'])}, last run {data['date']}, machine: "
+             f"{data['machine']}; {data['seconds']:.0f} s of measuring in all",
+             f"- each finished `full` run of seeds {data['run_seeds']}: its embedder trained again from the base model "
+             "on the run's own positives, round by round with each round's seed, under each setting; the last round's "
+             "representation built from it and the run's last-round interpretations by the run's own `represent` rule "
+             f"(its gate test run afresh); clustered at KMeans seeds {data['seeds']}, {data['kmeans_init']} restarts "
+             "each, as is `base` (the base embedder's f(x) alone, what `kmeans` clusters); ACC in %, the mean over "
+             "those seeds",
+             "- settings: " + "; ".join(f"`{s}`: " + (", ".join(f"{k} = {v}" for k, v in SETTINGS[s].items())
+                                                         or "the run's own (a check: it rebuilds the run's embedder)")
+                                        for s in settings),
+             "- `<setting>`: the final representation (what the run would cluster); `<setting> · text`: the trained "
+             "f(x) alone. Round 2's answers and pairs stay the run's own (drawn with its own round-1 embedder), so "
+             "only the embedder's training differs between columns",
+             "- `run ACC`: the run's own final ACC (one KMeans, as the tier's table has it); `kmeans`: the tier's `kmeans` "
+             "cell of the same dataset and seed; `w`: the interpretation weight each setting's gate took, in the order of the settings", "",
+             "## Every run", "",
+             "| dataset | run | run ACC | kmeans | " + " | ".join(cols) + " | w |",
+             "|---|---|---:|---:|" + "---:|" * len(cols) + "---|"]
+    for dataset, by_run in data["results"].items():
+        for name, r in by_run.items():
+            base = r.get("kmeans_acc")
+            lines.append(f"| {dataset} | {name} | {r['run_acc']:.1f} | {'-' if base is None else f'{base:.1f}'} | "
+                         + " | ".join(f"{r['acc'][c]:.1f}" for c in cols) + " | "
+                         + " / ".join(f"{r['weights'][s]:g}" for s in settings) + " |")
+    lines += ["", "## By dataset and group", ""]
+    for title, runs in group_runs(data):
+        lines += paired_summary(title, runs, cols, lambda run, c: run["acc"][c], references=("base", settings[0]))
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tier", default="cpu", help="the bench tier whose `full` runs to measure")
+    parser.add_argument("--runs", type=Path, default=repo_root() / "bench" / "out", help="the bench's --out-dir")
+    parser.add_argument("--run-seeds", type=int, nargs="+", default=[0], help="which runs: the seeds in their folder names")
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+                        help="contrastive settings to train with (the first is what the others are read against)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="KMeans seeds")
+    parser.add_argument("--kmeans-init", type=int, default=10, help="KMeans restarts")
+    parser.add_argument("--groups", type=Path, default=None,
+                        help="a tier config whose [groups] (e.g. dev, confirmation) the summary is split by")
+    parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    settings = {"seeds": args.seeds, "kmeans_init": args.kmeans_init, "settings": args.settings}
+    remeasure_runs("bench/contrastive.py", results_dir() / f"contrastive-{args.tier}", tier=args.tier,
+                   root=args.runs / args.tier, run_seeds=args.run_seeds, settings=settings,
+                   groups=read_groups(args.groups, "bench/contrastive.py"), only=args.only,
+                   measure=lambda run: measure(run, args.settings, args.seeds, args.kmeans_init), render=render,
+                   describe=lambda r: {c: round(v, 1) for c, v in r["acc"].items()})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Measuring a tier's finished `full` runs again, for the scripts that compare what a run could
+have clustered (``bench/rounds.py``: which round; ``bench/contrastive.py``: which contrastive
+training). Both walk the same runs in the same order, keep what an earlier pass measured of a run
+whose summary is unchanged, write after every run, and summarise per group (dev, confirmation)
+against the base f(x) at equal KMeans draws, in the figures issue 13's targets are stated in.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import read_json
+from .results import kmeans_acc, stamp, summary_digest, today, write_results
+
+
+def read_groups(path: Path | None, script: str) -> dict[str, list[str]] | None:
+    """A tier config's ``[groups]`` (e.g. dev, confirmation), or None without ``--groups``."""
+    if path is None:
+        return None
+    try:
+        groups = tomllib.loads(path.read_text(encoding="utf-8")).get("groups")
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SystemExit(f"{script}: option --groups: cannot read {path}: {error}") from None
+    if not groups:
+        raise SystemExit(f"{script}: option --groups: {path} has no [groups] table")
+    return groups
+
+
+def remeasure_runs(script: str, out: Path, *, tier: str, root: Path, run_seeds: list[int], settings: dict,
+                   groups: dict[str, list[str]] | None, only: list[str] | None,
+                   measure: Callable[[Path], dict], render: Callable[[dict], str],
+                   describe: Callable[[dict], object]) -> None:
+    """Measure every finished `full` run of seeds ``run_seeds`` under ``root`` (``<variant>/<dataset>/
+    full-seed<N>``) with ``measure(run_dir)`` into ``out``.json/.md, each stamped with its
+    summary's digest and the commit that measured it.
+
+    A run measured before with the same ``settings`` is not measured again while its summary.json is
+    unchanged; ``only`` measures some datasets and keeps what the file holds of the others.
+    """
+    if not root.is_dir():
+        raise SystemExit(f"{script}: no runs under {root}; run `coevo bench bench/configs/{tier}.toml` first")
+    json_path = out.with_suffix(".json")
+    before = read_json(json_path) if json_path.exists() else {}
+    if any(before.get(k) != v for k, v in settings.items()):
+        before = {}  # other KMeans draws or columns: nothing can be reused
+    provenance = stamp()
+    baselines = kmeans_acc(tier)
+    results: dict[str, dict] = {d: v for d, v in before.get("results", {}).items() if only and d not in only}
+
+    def save() -> None:
+        cells = [r for by_run in results.values() for r in by_run.values()]
+        data = {"tier": tier, "commits": sorted({r["commit"] for r in cells}), "date": today(),
+                "machine": provenance["machine"], "run_seeds": run_seeds, **settings,
+                "seconds": sum(r["seconds"] for r in cells), "groups": groups, "results": results}
+        write_results(out.parent, out.name, data, render)
+
+    order = [d for members in (groups or {}).values() for d in members]  # the groups' order, then the others
+    datasets = sorted({p.parent.name for p in root.glob("*/*/full-seed*") if p.is_dir()},
+                      key=lambda d: (order.index(d) if d in order else len(order), d))
+    for dataset in datasets:
+        if only and dataset not in only:
+            continue
+        for run_seed in run_seeds:
+            for run in sorted(root.glob(f"*/{dataset}/full-seed{run_seed}")):
+                if not (run / "summary.json").is_file():
+                    continue
+                name = f"full ({run.parent.parent.name}), seed {run_seed}"
+                old = before.get("results", {}).get(dataset, {}).get(name)
+                digest = summary_digest(run)
+                if old is None or old.get("summary_sha256") != digest:
+                    old = {"summary_sha256": digest, "commit": provenance["commit"], **measure(run)}
+                    print(dataset, name, describe(old), file=sys.stderr, flush=True)
+                old["kmeans_acc"] = baselines.get((dataset, run_seed))
+                results.setdefault(dataset, {})[name] = old
+                save()
+    save()
+
+
+def group_runs(data: dict) -> list[tuple[str, list[tuple[str, dict]]]]:
+    """(title, [(dataset, run)]) per group of the file (one group "all" without groups), in the file's order."""
+    runs = [(dataset, r) for dataset, by_run in data["results"].items() for r in by_run.values()]
+    groups = data.get("groups") or {"all": sorted(data["results"])}
+    out = []
+    for group, members in groups.items():
+        chosen = [(d, r) for d, r in runs if d in members]
+        if chosen:
+            out.append((f"{group} ({len({d for d, _ in chosen})} datasets, {len(chosen)} runs)", chosen))
+    return out
+
+
+def paired_summary(title: str, runs: list[tuple[str, dict]], columns: list[str], value: Callable[[dict, str], float],
+                   references: tuple[str, ...] = ("base",)) -> list[str]:
+    """Per dataset (mean over its runs) each column's ACC, then every other column against each of ``references``."""
+    datasets = list(dict.fromkeys(d for d, _ in runs))
+    means = {d: {c: float(np.mean([value(r, c) for dd, r in runs if dd == d])) for c in columns} for d in datasets}
+    lines = [f"### {title}", "", "| dataset | runs | " + " | ".join(columns) + " |", "|---|---:|" + "---:|" * len(columns)]
+    for d in datasets:
+        best = max(means[d].values())
+        lines.append(f"| {d} | {sum(dd == d for dd, _ in runs)} | "
+                     + " | ".join(f"**{v:.1f}**" if v == best else f"{v:.1f}" for v in means[d].values()) + " |")
+    for reference in references:
+        lines += ["", f"Against `{reference}` at the same KMeans draws (dataset means):", ""]
+        for c in columns:
+            if c == reference:
+                continue
+            diffs = [means[d][c] - means[d][reference] for d in datasets]
+            lines.append(f"- `{c}`: mean {np.mean(diffs):+.2f}; above on {sum(x > 0 for x in diffs)} of {len(diffs)}, "
+                         f"more than 1.0 below on {sum(x < -1.0 for x in diffs)}, lowest {min(diffs):+.2f}")
+    return lines + [""]
