@@ -58,7 +58,7 @@ def round_gate(round1: np.ndarray, round2: np.ndarray) -> tuple[str, dict]:
 
 def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
     from coevo import CoEvolution
-    from coevo.clustering import embed, kmeans, stability_aris, subsample_pairs
+    from coevo.clustering import embed, kmeans, paired_stability
     from coevo.metrics import evaluate
     from coevo.pipeline import step_seed
 
@@ -73,10 +73,8 @@ def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
     views["round2+base"] = side_by_side(views["round2"], views["base"])
     acc_by_seed = {name: [evaluate(model.gold_, kmeans(z, k, seed=step_seed(s, 2, "cluster"), n_init=n_init).labels)["acc"]
                           for s in seeds] for name, z in views.items()}
-    test_seed = step_seed(cfg.seed, 2, "cluster")
-    subsets = subsample_pairs(len(model.texts_), seed=test_seed, n_pairs=GATE_PAIRS, share=0.8)
-    stability = {r: stability_aris(views[r], k, subsets, seed=test_seed, n_init=5) for r in ("round1", "round2")}
-    gate_pick, gate_test = round_gate(stability["round1"], stability["round2"])
+    gate_pick, gate_test = round_gate(*paired_stability([views["round1"], views["round2"]], k,
+                                                        seed=step_seed(cfg.seed, 2, "cluster")))
     backed_off = model.history_[1].get("backed_off") is not None
     return {"seconds": time.perf_counter() - started,
             "backed_off": backed_off, "run_acc": {f"round{r['round']}": r["metrics"]["acc"] for r in model.history_},

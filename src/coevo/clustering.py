@@ -286,14 +286,19 @@ def gate_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, counts
     mean ARI leads the text's by more than ``GATE_MARGIN`` standard errors of the pair-by-pair
     differences. No labels are read.
     """
-    pool = seeded_sample(len(text_vectors), GATE_TEXTS, seed=seed)
-    subsets = subsample_pairs(len(pool), seed=seed, n_pairs=GATE_PAIRS, share=0.8)
-    text = stability_aris(normalize(text_vectors[pool]), n_clusters, subsets, seed=seed, n_init=n_init)
-    joined = stability_aris(represent(text_vectors[pool], interp_mean[pool], counts[pool], weight=weight), n_clusters,
-                            subsets, seed=seed, n_init=n_init)
+    text, joined = paired_stability([normalize(text_vectors), represent(text_vectors, interp_mean, counts, weight=weight)],
+                                    n_clusters, seed=seed, n_init=n_init)
     join_earns, lead = clearly_leads(joined, text)
     return (weight if join_earns else 0.0), {"text_stability": float(text.mean()), "joined_stability": float(joined.mean()),
                                              **lead}
+
+
+def paired_stability(views: list[np.ndarray], n_clusters: int, *, seed: int, n_init: int = 5) -> list[np.ndarray]:
+    """Each view's stabilities (``stability_aris``), all on the same subsample pairs of one seeded sample of
+    at most ``GATE_TEXTS`` texts: what ``clearly_leads`` compares, pair by pair."""
+    pool = seeded_sample(len(views[0]), GATE_TEXTS, seed=seed)
+    subsets = subsample_pairs(len(pool), seed=seed, n_pairs=GATE_PAIRS, share=0.8)
+    return [stability_aris(view[pool], n_clusters, subsets, seed=seed, n_init=n_init) for view in views]
 
 
 def clearly_leads(leader: np.ndarray, other: np.ndarray) -> tuple[bool, dict]:
