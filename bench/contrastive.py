@@ -25,15 +25,13 @@ A run measured before is not measured again while its `summary.json` is unchange
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from coevo.bench.remeasure import group_runs, paired_summary, read_groups, remeasure_runs
-from coevo.bench.results import repo_root, results_dir
+from coevo.bench.remeasure import add_run_arguments, group_runs, paired_summary, remeasure_runs
 
 SETTINGS = {
     "as run": {},
@@ -129,22 +127,11 @@ def render(data: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tier", default="cpu", help="the bench tier whose `full` runs to measure")
-    parser.add_argument("--runs", type=Path, default=repo_root() / "bench" / "out", help="the bench's --out-dir")
-    parser.add_argument("--run-seeds", type=int, nargs="+", default=[0], help="which runs: the seeds in their folder names")
+    add_run_arguments(parser)
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
                         help="contrastive settings to train with (the first is what the others are read against)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="KMeans seeds")
-    parser.add_argument("--kmeans-init", type=int, default=10, help="KMeans restarts")
-    parser.add_argument("--groups", type=Path, default=None,
-                        help="a tier config whose [groups] (e.g. dev, confirmation) the summary is split by")
-    parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = {"seeds": args.seeds, "kmeans_init": args.kmeans_init, "settings": args.settings}
-    remeasure_runs("bench/contrastive.py", results_dir() / f"contrastive-{args.tier}", tier=args.tier,
-                   root=args.runs / args.tier, run_seeds=args.run_seeds, settings=settings,
-                   groups=read_groups(args.groups, "bench/contrastive.py"), only=args.only,
+    remeasure_runs("bench/contrastive.py", "contrastive", args, settings={"settings": args.settings},
                    measure=lambda run: measure(run, args.settings, args.seeds, args.kmeans_init), render=render,
                    describe=lambda r: {c: round(v, 1) for c, v in r["acc"].items()})
 

@@ -30,14 +30,12 @@ A run measured before is not measured again while its `summary.json` is unchange
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from coevo.bench.remeasure import group_runs, paired_summary, read_groups, remeasure_runs
-from coevo.bench.results import repo_root, results_dir
+from coevo.bench.remeasure import add_run_arguments, group_runs, paired_summary, remeasure_runs
 from coevo.clustering import GATE_MARGIN, GATE_PAIRS, clearly_leads, normalize
 
 CANDIDATES = ("base", "round1", "round2", "round1+round2", "round2+base")
@@ -127,21 +125,10 @@ def render(data: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tier", default="cpu", help="the bench tier whose `full` runs to measure")
-    parser.add_argument("--runs", type=Path, default=repo_root() / "bench" / "out", help="the bench's --out-dir")
-    parser.add_argument("--run-seeds", type=int, nargs="+", default=[0], help="which runs: the seeds in their folder names")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="KMeans seeds")
-    parser.add_argument("--kmeans-init", type=int, default=10, help="KMeans restarts")
-    parser.add_argument("--groups", type=Path, default=None,
-                        help="a tier config whose [groups] (e.g. dev, confirmation) the summary is split by")
-    parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
+    add_run_arguments(parser)
     args = parser.parse_args()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    settings = {"seeds": args.seeds, "kmeans_init": args.kmeans_init, "candidates": list(CANDIDATES),
-                "rules": list(RULES), "gate_margin": GATE_MARGIN}
-    remeasure_runs("bench/rounds.py", results_dir() / f"rounds-{args.tier}", tier=args.tier,
-                   root=args.runs / args.tier, run_seeds=args.run_seeds, settings=settings,
-                   groups=read_groups(args.groups, "bench/rounds.py"), only=args.only,
+    remeasure_runs("bench/rounds.py", "rounds", args,
+                   settings={"candidates": list(CANDIDATES), "rules": list(RULES), "gate_margin": GATE_MARGIN},
                    measure=lambda run: measure(run, args.seeds, args.kmeans_init), render=render,
                    describe=lambda r: ({c: round(v, 1) for c, v in r["acc"].items()}, r["picks"]))
 

@@ -7,6 +7,8 @@ against the base f(x) at equal KMeans draws, in the figures issue 13's targets a
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 import tomllib
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import read_json
-from .results import kmeans_acc, stamp, summary_digest, today, write_results
+from .results import kmeans_acc, repo_root, results_dir, stamp, summary_digest, today, write_results
 
 
 def read_groups(path: Path | None, script: str) -> dict[str, list[str]] | None:
@@ -31,17 +33,33 @@ def read_groups(path: Path | None, script: str) -> dict[str, list[str]] | None:
     return groups
 
 
-def remeasure_runs(script: str, out: Path, *, tier: str, root: Path, run_seeds: list[int], settings: dict,
-                   groups: dict[str, list[str]] | None, only: list[str] | None,
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of every script built on ``remeasure_runs``: whose runs, which KMeans draws, which groups."""
+    parser.add_argument("--tier", default="cpu", help="the bench tier whose `full` runs to measure")
+    parser.add_argument("--runs", type=Path, default=repo_root() / "bench" / "out", help="the bench's --out-dir")
+    parser.add_argument("--run-seeds", type=int, nargs="+", default=[0], help="which runs: the seeds in their folder names")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="KMeans seeds")
+    parser.add_argument("--kmeans-init", type=int, default=10, help="KMeans restarts")
+    parser.add_argument("--groups", type=Path, default=None,
+                        help="a tier config whose [groups] (e.g. dev, confirmation) the summary is split by")
+    parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
+
+
+def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings: dict,
                    measure: Callable[[Path], dict], render: Callable[[dict], str],
                    describe: Callable[[dict], object]) -> None:
-    """Measure every finished `full` run of seeds ``run_seeds`` under ``root`` (``<variant>/<dataset>/
-    full-seed<N>``) with ``measure(run_dir)`` into ``out``.json/.md, each stamped with its
-    summary's digest and the commit that measured it.
+    """Measure every finished `full` run of ``args.run_seeds`` under ``args.runs/args.tier``
+    (``<variant>/<dataset>/full-seed<N>``) with ``measure(run_dir)`` into ``docs/results/<name>-<tier>``
+    .json/.md, each stamped with its summary's digest and the commit that measured it.
 
-    A run measured before with the same ``settings`` is not measured again while its summary.json is
-    unchanged; ``only`` measures some datasets and keeps what the file holds of the others.
+    A run measured before with the same ``settings`` (and KMeans draws) is not measured again while its
+    summary.json is unchanged; ``--only`` measures some datasets and keeps what the file holds of the others.
     """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tier, root, run_seeds, only = args.tier, args.runs / args.tier, args.run_seeds, args.only
+    groups = read_groups(args.groups, script)
+    settings = {"seeds": args.seeds, "kmeans_init": args.kmeans_init, **settings}
+    out = results_dir() / f"{name}-{tier}"
     if not root.is_dir():
         raise SystemExit(f"{script}: no runs under {root}; run `coevo bench bench/configs/{tier}.toml` first")
     json_path = out.with_suffix(".json")

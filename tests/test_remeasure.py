@@ -1,0 +1,63 @@
+"""coevo.bench.remeasure: the run walk that bench/rounds.py and bench/contrastive.py share."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from coevo.bench import remeasure
+
+
+def _args(runs, **changes) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    remeasure.add_run_arguments(parser)
+    args = parser.parse_args(["--tier", "no-such-tier", "--runs", str(runs), "--run-seeds", "2", "3"])
+    for key, value in changes.items():
+        setattr(args, key, value)
+    return args
+
+
+def test_a_run_is_measured_again_only_when_its_summary_or_the_settings_change(tmp_path, monkeypatch):
+    monkeypatch.setattr(remeasure, "results_dir", lambda: tmp_path / "results")
+    for dataset, seed in (("fewrel", 2), ("fewrel", 3), ("mtop_domain", 2)):
+        run = tmp_path / "out" / "no-such-tier" / "default" / dataset / f"full-seed{seed}"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text(json.dumps({"seed": seed}))
+    unfinished = tmp_path / "out" / "no-such-tier" / "default" / "goemo" / "full-seed2"
+    unfinished.mkdir(parents=True)  # no summary: not finished, not measured
+    measured = []
+
+    def measure(run):
+        measured.append((run.parent.name, run.name))
+        return {"seconds": 1.0, "acc": {"base": 1.0}}
+
+    def again(**changes):
+        measured.clear()
+        remeasure.remeasure_runs("test", "walk", _args(tmp_path / "out", **changes), settings={"columns": ["base"]},
+                                 measure=measure, render=lambda data: json.dumps(sorted(data["results"])),
+                                 describe=lambda r: r["acc"])
+        return sorted(measured)
+
+    assert again() == [("fewrel", "full-seed2"), ("fewrel", "full-seed3"), ("mtop_domain", "full-seed2")]
+    data = json.loads((tmp_path / "results" / "walk-no-such-tier.json").read_text())
+    assert data["seeds"] == [0, 1, 2] and data["columns"] == ["base"] and data["seconds"] == 3.0
+    assert set(data["results"]["fewrel"]) == {"full (default), seed 2", "full (default), seed 3"}
+    assert again() == []
+    (tmp_path / "out" / "no-such-tier" / "default" / "fewrel" / "full-seed3" / "summary.json").write_text("{}")
+    assert again() == [("fewrel", "full-seed3")]
+    assert again(seeds=[5]) == [("fewrel", "full-seed2"), ("fewrel", "full-seed3"), ("mtop_domain", "full-seed2")]
+    # --only measures one dataset again and keeps the file's rows of the others
+    (tmp_path / "out" / "no-such-tier" / "default" / "mtop_domain" / "full-seed2" / "summary.json").write_text("{}")
+    assert again(seeds=[5], only=["mtop_domain"]) == [("mtop_domain", "full-seed2")]
+    data = json.loads((tmp_path / "results" / "walk-no-such-tier.json").read_text())
+    assert set(data["results"]) == {"fewrel", "mtop_domain"}
+
+
+def test_missing_runs_and_unreadable_groups_are_one_line_errors(tmp_path):
+    with pytest.raises(SystemExit, match="no runs under .*no-such-tier; run `coevo bench"):
+        remeasure.remeasure_runs("test", "walk", _args(tmp_path), settings={}, measure=None, render=None, describe=None)
+    (tmp_path / "cfg.toml").write_text("datasets = []\n")
+    with pytest.raises(SystemExit, match="option --groups: .*cfg.toml has no \\[groups\\] table"):
+        remeasure.read_groups(tmp_path / "cfg.toml", "test")
