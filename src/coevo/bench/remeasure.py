@@ -87,14 +87,14 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
             for run in sorted(root.glob(f"*/{dataset}/full-seed{run_seed}")):
                 if not (run / "summary.json").is_file():
                     continue
-                name = f"full ({run.parent.parent.name}), seed {run_seed}"
-                old = before.get("results", {}).get(dataset, {}).get(name)
+                run_name = f"full ({run.parent.parent.name}), seed {run_seed}"
+                old = before.get("results", {}).get(dataset, {}).get(run_name)
                 digest = summary_digest(run)
                 if old is None or old.get("summary_sha256") != digest:
                     old = {"summary_sha256": digest, "commit": provenance["commit"], **measure(run)}
-                    print(dataset, name, describe(old), file=sys.stderr, flush=True)
+                    print(dataset, run_name, describe(old), file=sys.stderr, flush=True)
                 old["kmeans_acc"] = baselines.get((dataset, run_seed))
-                results.setdefault(dataset, {})[name] = old
+                results.setdefault(dataset, {})[run_name] = old
                 save()
     save()
 
