@@ -13,7 +13,7 @@ from coevo.bench import remeasure
 def _args(runs, **changes) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     remeasure.add_run_arguments(parser)
-    args = parser.parse_args(["--tier", "no-such-tier", "--runs", str(runs), "--run-seeds", "2", "3"])
+    args = parser.parse_args(["--tier", "no-such-1.5b-tier", "--runs", str(runs), "--run-seeds", "2", "3"])
     for key, value in changes.items():
         setattr(args, key, value)
     return args
@@ -22,10 +22,10 @@ def _args(runs, **changes) -> argparse.Namespace:
 def test_a_run_is_measured_again_only_when_its_summary_or_the_settings_change(tmp_path, monkeypatch):
     monkeypatch.setattr(remeasure, "results_dir", lambda: tmp_path / "results")
     for dataset, seed in (("fewrel", 2), ("fewrel", 3), ("mtop_domain", 2)):
-        run = tmp_path / "out" / "no-such-tier" / "default" / dataset / f"full-seed{seed}"
+        run = tmp_path / "out" / "no-such-1.5b-tier" / "default" / dataset / f"full-seed{seed}"
         run.mkdir(parents=True)
         (run / "summary.json").write_text(json.dumps({"seed": seed}))
-    unfinished = tmp_path / "out" / "no-such-tier" / "default" / "goemo" / "full-seed2"
+    unfinished = tmp_path / "out" / "no-such-1.5b-tier" / "default" / "goemo" / "full-seed2"
     unfinished.mkdir(parents=True)  # no summary: not finished, not measured
     measured = []
 
@@ -41,22 +41,22 @@ def test_a_run_is_measured_again_only_when_its_summary_or_the_settings_change(tm
         return sorted(measured)
 
     assert again() == [("fewrel", "full-seed2"), ("fewrel", "full-seed3"), ("mtop_domain", "full-seed2")]
-    data = json.loads((tmp_path / "results" / "walk-no-such-tier.json").read_text())
+    data = json.loads((tmp_path / "results" / "walk-no-such-1.5b-tier.json").read_text())
     assert data["seeds"] == [0, 1, 2] and data["columns"] == ["base"] and data["seconds"] == 3.0
     assert set(data["results"]["fewrel"]) == {"full (default), seed 2", "full (default), seed 3"}
     assert again() == []
-    (tmp_path / "out" / "no-such-tier" / "default" / "fewrel" / "full-seed3" / "summary.json").write_text("{}")
+    (tmp_path / "out" / "no-such-1.5b-tier" / "default" / "fewrel" / "full-seed3" / "summary.json").write_text("{}")
     assert again() == [("fewrel", "full-seed3")]
     assert again(seeds=[5]) == [("fewrel", "full-seed2"), ("fewrel", "full-seed3"), ("mtop_domain", "full-seed2")]
     # --only measures one dataset again and keeps the file's rows of the others
-    (tmp_path / "out" / "no-such-tier" / "default" / "mtop_domain" / "full-seed2" / "summary.json").write_text("{}")
+    (tmp_path / "out" / "no-such-1.5b-tier" / "default" / "mtop_domain" / "full-seed2" / "summary.json").write_text("{}")
     assert again(seeds=[5], only=["mtop_domain"]) == [("mtop_domain", "full-seed2")]
-    data = json.loads((tmp_path / "results" / "walk-no-such-tier.json").read_text())
+    data = json.loads((tmp_path / "results" / "walk-no-such-1.5b-tier.json").read_text())
     assert set(data["results"]) == {"fewrel", "mtop_domain"}
 
 
 def test_missing_runs_and_unreadable_groups_are_one_line_errors(tmp_path):
-    with pytest.raises(SystemExit, match="no runs under .*no-such-tier; run `coevo bench"):
+    with pytest.raises(SystemExit, match="no runs under .*no-such-1.5b-tier; run `coevo bench"):
         remeasure.remeasure_runs("test", "walk", _args(tmp_path), settings={}, measure=None, render=None, describe=None)
     (tmp_path / "cfg.toml").write_text("datasets = []\n")
     with pytest.raises(SystemExit, match="option --groups: .*cfg.toml has no \\[groups\\] table"):

@@ -62,7 +62,7 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
     out = results_dir() / f"{name}-{tier}"
     if not root.is_dir():
         raise SystemExit(f"{script}: no runs under {root}; run `coevo bench bench/configs/{tier}.toml` first")
-    json_path = out.with_suffix(".json")
+    json_path = out.parent / f"{out.name}.json"  # not with_suffix: a tier's name may hold a dot (llm-1.5b-cpu)
     before = read_json(json_path) if json_path.exists() else {}
     if any(before.get(k) != v for k, v in settings.items()):
         before = {}  # other KMeans draws or columns: nothing can be reused
