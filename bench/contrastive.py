@@ -29,9 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from coevo.bench.remeasure import add_run_arguments, group_runs, paired_summary, remeasure_runs
+from coevo.bench.remeasure import acc_at_draws, add_run_arguments, group_runs, paired_summary, remeasure_runs
 
 SETTINGS = {
     "as run": {},
@@ -67,9 +65,7 @@ def retrain(ctx, config, rounds: int):
 
 def measure(run_dir: Path, settings: list[str], seeds: list[int], n_init: int) -> dict:
     from coevo import CoEvolution
-    from coevo.clustering import embed, kmeans
-    from coevo.metrics import evaluate
-    from coevo.pipeline import step_seed
+    from coevo.clustering import embed, normalize
 
     started = time.perf_counter()
     model = CoEvolution.load(run_dir)
@@ -81,12 +77,9 @@ def measure(run_dir: Path, settings: list[str], seeds: list[int], n_init: int) -
         trained = retrain(ctx, config, rounds)
         final = ctx.representation(rounds, embedder=trained)
         views[name], weights[name] = final.z, final.weight["interp_weight"]
-        views[f"{name} · text"] = ctx.representation(rounds, kind="text", embedder=trained).z
-    acc_by_seed = {name: [evaluate(model.gold_, kmeans(z, k, seed=step_seed(s, rounds, "cluster"), n_init=n_init).labels)["acc"]
-                          for s in seeds] for name, z in views.items()}
+        views[f"{name} · text"] = normalize(final.text_vec)  # what `represent text` clusters
     return {"seconds": time.perf_counter() - started, "run_acc": model.history_[-1]["metrics"]["acc"],
-            "weights": weights, "acc": {name: float(np.mean(accs)) for name, accs in acc_by_seed.items()},
-            "acc_by_seed": acc_by_seed}
+            "weights": weights, **acc_at_draws(views, model.gold_, k, seeds=seeds, n_init=n_init, round_index=rounds)}
 
 
 def render(data: dict) -> str:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from coevo.bench.remeasure import add_run_arguments, group_runs, paired_summary, remeasure_runs
+from coevo.bench.remeasure import acc_at_draws, add_run_arguments, group_runs, paired_summary, remeasure_runs
 from coevo.clustering import GATE_MARGIN, GATE_PAIRS, clearly_leads, normalize
 
 CANDIDATES = ("base", "round1", "round2", "round1+round2", "round2+base")
@@ -56,8 +56,7 @@ def round_gate(round1: np.ndarray, round2: np.ndarray) -> tuple[str, dict]:
 
 def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
     from coevo import CoEvolution
-    from coevo.clustering import embed, kmeans, paired_stability
-    from coevo.metrics import evaluate
+    from coevo.clustering import embed, paired_stability
     from coevo.pipeline import step_seed
 
     started = time.perf_counter()
@@ -69,14 +68,12 @@ def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
              "round1": ctx.representation(1).z, "round2": ctx.representation(2).z}
     views["round1+round2"] = side_by_side(views["round1"], views["round2"])
     views["round2+base"] = side_by_side(views["round2"], views["base"])
-    acc_by_seed = {name: [evaluate(model.gold_, kmeans(z, k, seed=step_seed(s, 2, "cluster"), n_init=n_init).labels)["acc"]
-                          for s in seeds] for name, z in views.items()}
     gate_pick, gate_test = round_gate(*paired_stability([views["round1"], views["round2"]], k,
                                                         seed=step_seed(cfg.seed, 2, "cluster")))
     backed_off = model.history_[1].get("backed_off") is not None
     return {"seconds": time.perf_counter() - started,
             "backed_off": backed_off, "run_acc": {f"round{r['round']}": r["metrics"]["acc"] for r in model.history_},
-            "acc": {name: float(np.mean(accs)) for name, accs in acc_by_seed.items()}, "acc_by_seed": acc_by_seed,
+            **acc_at_draws(views, model.gold_, k, seeds=seeds, n_init=n_init, round_index=2),
             "stability": gate_test,
             "picks": {"round-gate": gate_pick, "no-round-after-back-off": "round1" if backed_off else "round2"}}
 

@@ -71,6 +71,7 @@ class Representation(NamedTuple):
     interp_mean: np.ndarray  # one row a text: the mean of its interpretations' rows (zeros without any)
     counts: np.ndarray  # how many interpretations each text has
     weight: dict  # {"interp_weight": w}, the criterion's curve when chosen here, the mean agreement: for cluster.json
+    text_vec: np.ndarray  # f_r(x) of every text before any join (what ``represent text`` clusters, unnormalised)
 
 
 @dataclass
@@ -154,7 +155,7 @@ class RunContext:
             weighting = {"interp_weight": cfg.interp_weight}
         w, weighting = interpretation_weights(weighting, interp_vec, owner, len(self.texts))
         z = represent(text_vec, interp_mean, counts, weight=w)
-        return Representation(z, interpretations, interp_vec, owner, interp_mean, counts, weighting)
+        return Representation(z, interpretations, interp_vec, owner, interp_mean, counts, weighting, text_vec)
 
     def sampling(self):
         """How the generate step samples; prediction samples the same way."""

@@ -99,6 +99,19 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
     save()
 
 
+def acc_at_draws(views: dict[str, np.ndarray], gold: list[str], n_clusters: int, *, seeds: list[int], n_init: int,
+                 round_index: int) -> dict:
+    """Each view's ACC at the same KMeans draws (the cluster step's seed of ``round_index`` for each of
+    ``seeds``), so two views differ by the representation, not by a draw: ``acc`` (the mean) and ``acc_by_seed``."""
+    from ..clustering import kmeans
+    from ..metrics import evaluate
+    from ..steps import step_seed
+
+    by_seed = {name: [evaluate(gold, kmeans(z, n_clusters, seed=step_seed(s, round_index, "cluster"),
+                                            n_init=n_init).labels)["acc"] for s in seeds] for name, z in views.items()}
+    return {"acc": {name: float(np.mean(accs)) for name, accs in by_seed.items()}, "acc_by_seed": by_seed}
+
+
 def group_runs(data: dict) -> list[tuple[str, list[tuple[str, dict]]]]:
     """(title, [(dataset, run)]) per group of the file (one group "all" without groups), in the file's order."""
     runs = [(dataset, r) for dataset, by_run in data["results"].items() for r in by_run.values()]
