@@ -56,7 +56,7 @@ def round_gate(round1: np.ndarray, round2: np.ndarray) -> tuple[str, dict]:
 
 def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
     from coevo import CoEvolution
-    from coevo.clustering import embed, paired_stability
+    from coevo.clustering import embed, gate_subsamples, stability_aris
     from coevo.pipeline import step_seed
 
     started = time.perf_counter()
@@ -68,8 +68,10 @@ def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
              "round1": ctx.representation(1).z, "round2": ctx.representation(2).z}
     views["round1+round2"] = side_by_side(views["round1"], views["round2"])
     views["round2+base"] = side_by_side(views["round2"], views["base"])
-    gate_pick, gate_test = round_gate(*paired_stability([views["round1"], views["round2"]], k,
-                                                        seed=step_seed(cfg.seed, 2, "cluster")))
+    test_seed = step_seed(cfg.seed, 2, "cluster")
+    pool, subsets = gate_subsamples(len(model.texts_), seed=test_seed)
+    gate_pick, gate_test = round_gate(*(stability_aris(views[r][pool], k, subsets, seed=test_seed, n_init=5)
+                                        for r in ("round1", "round2")))
     backed_off = model.history_[1].get("backed_off") is not None
     return {"seconds": time.perf_counter() - started,
             "backed_off": backed_off, "run_acc": {f"round{r['round']}": r["metrics"]["acc"] for r in model.history_},

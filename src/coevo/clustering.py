@@ -286,19 +286,21 @@ def gate_interp_weight(text_vectors: np.ndarray, interp_mean: np.ndarray, counts
     mean ARI leads the text's by more than ``GATE_MARGIN`` standard errors of the pair-by-pair
     differences. No labels are read.
     """
-    text, joined = paired_stability([normalize(text_vectors), represent(text_vectors, interp_mean, counts, weight=weight)],
-                                    n_clusters, seed=seed, n_init=n_init)
+    pool, subsets = gate_subsamples(len(text_vectors), seed=seed)
+    text = stability_aris(normalize(text_vectors[pool]), n_clusters, subsets, seed=seed, n_init=n_init)
+    joined = stability_aris(represent(text_vectors[pool], interp_mean[pool], counts[pool], weight=weight), n_clusters,
+                            subsets, seed=seed, n_init=n_init)
     join_earns, lead = clearly_leads(joined, text)
     return (weight if join_earns else 0.0), {"text_stability": float(text.mean()), "joined_stability": float(joined.mean()),
                                              **lead}
 
 
-def paired_stability(views: list[np.ndarray], n_clusters: int, *, seed: int, n_init: int = 5) -> list[np.ndarray]:
-    """Each view's stabilities (``stability_aris``), all on the same subsample pairs of one seeded sample of
-    at most ``GATE_TEXTS`` texts: what ``clearly_leads`` compares, pair by pair."""
-    pool = seeded_sample(len(views[0]), GATE_TEXTS, seed=seed)
-    subsets = subsample_pairs(len(pool), seed=seed, n_pairs=GATE_PAIRS, share=0.8)
-    return [stability_aris(view[pool], n_clusters, subsets, seed=seed, n_init=n_init) for view in views]
+def gate_subsamples(n: int, *, seed: int) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """The gate test's seeded sample of at most ``GATE_TEXTS`` of ``n`` texts and its subsample pairs (indices
+    into the sample): every representation ``clearly_leads`` compares is clustered on these, only the sampled
+    rows built, so the test's cost and memory stay bounded on large runs."""
+    pool = seeded_sample(n, GATE_TEXTS, seed=seed)
+    return pool, subsample_pairs(len(pool), seed=seed, n_pairs=GATE_PAIRS, share=0.8)
 
 
 def clearly_leads(leader: np.ndarray, other: np.ndarray) -> tuple[bool, dict]:
