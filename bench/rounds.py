@@ -24,6 +24,10 @@ per group, so a rule chosen on the dev half is read there before the confirmatio
 
     python bench/rounds.py --tier cpu --run-seeds 2 3 4 --groups bench/configs/cpu.toml
 
+With ``--beside TIER`` each run also meets the run of the same dataset and seed in another tier
+(its ``rounds-<TIER>.json``, measured at the same KMeans draws): two LLMs or two settings compared
+on the same sample of texts and the same draws, where the tiers' own tables differ by one KMeans.
+
 A run measured before is not measured again while its `summary.json` is unchanged.
 """
 
@@ -35,7 +39,10 @@ from pathlib import Path
 
 import numpy as np
 
-from coevo.bench.remeasure import acc_at_draws, add_run_arguments, group_runs, paired_summary, remeasure_runs
+from coevo.atomic import read_json
+from coevo.bench.remeasure import (acc_at_draws, add_run_arguments, group_runs, paired_summary, remeasure_runs,
+                                   run_seed)
+from coevo.bench.results import results_dir
 from coevo.clustering import GATE_MARGIN, GATE_PAIRS, clearly_leads, normalize
 
 CANDIDATES = ("base", "round1", "round2", "round1+round2", "round2+base")
@@ -119,15 +126,60 @@ def render(data: dict) -> str:
     lines += ["", "## By dataset and group", ""]
     for title, runs_of_group in group_runs(data):
         lines += paired_summary(title, runs_of_group, [*CANDIDATES, *RULES], column)
+    if data.get("beside"):
+        lines += render_beside(data)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def render_beside(data: dict) -> list[str]:
+    """This tier's round 2 against the other tier's round 2 on the same dataset, seed and KMeans draws."""
+    other, by_seed = data["beside"]["tier"], data["beside"]["runs"]
+    theirs = f"round2 ({other})"
+    lines = [f"## Beside tier `{other}`", "",
+             f"`{theirs}`: what the run of tier `{other}` with the same dataset and seed clusters, at the same KMeans "
+             "draws. The two runs share the sample of texts and the base embedder, so their `base` must agree: a "
+             "run whose `base` differs is left out, and so is one without a partner.", ""]
+    for title, runs_of_group in group_runs(data):
+        paired = []
+        for dataset, r in runs_of_group:
+            partner = by_seed.get(dataset, {}).get(str(r.get("run_seed")))
+            if partner is not None and abs(partner["base"] - r["acc"]["base"]) < 1e-6:
+                paired.append((dataset, {"base": r["acc"]["base"], theirs: partner["round2"], "round2": r["acc"]["round2"]}))
+        if paired:
+            lines += paired_summary(title, paired, ["base", theirs, "round2"], lambda run, c: run[c],
+                                    references=("base", theirs))
+    return lines
+
+
+def beside_runs(tier: str, seeds: list[int], n_init: int) -> dict:
+    """Each run's ``base`` and ``round2`` ACC in another tier's rounds results, by dataset and seed."""
+    path = results_dir() / f"rounds-{tier}.json"
+    if not path.is_file():
+        raise SystemExit(f"bench/rounds.py: option --beside: no {path}; run `bench/rounds.py --tier {tier}` first")
+    data = read_json(path)
+    if data["seeds"] != seeds or data["kmeans_init"] != n_init:
+        raise SystemExit(f"bench/rounds.py: option --beside: {path} was measured at other KMeans draws "
+                         f"(seeds {data['seeds']}, {data['kmeans_init']} restarts); give the same --seeds and --kmeans-init")
+    runs: dict[str, dict[str, dict]] = {}
+    for dataset, by_run in data["results"].items():
+        for name, r in by_run.items():
+            seed = str(run_seed(name))
+            if seed in runs.get(dataset, {}):
+                raise SystemExit(f"bench/rounds.py: option --beside: {path} holds two runs of {dataset} seed {seed}")
+            runs.setdefault(dataset, {})[seed] = {"base": r["acc"]["base"], "round2": r["acc"]["round2"]}
+    return {"tier": tier, "runs": runs}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser)
+    parser.add_argument("--beside", default=None, metavar="TIER",
+                        help="set each run beside the run of the same dataset and seed in this tier's rounds results")
     args = parser.parse_args()
+    beside = beside_runs(args.beside, args.seeds, args.kmeans_init) if args.beside else None
     remeasure_runs("bench/rounds.py", "rounds", args,
                    settings={"candidates": list(CANDIDATES), "rules": list(RULES), "gate_margin": GATE_MARGIN},
+                   context={"beside": beside},
                    measure=lambda run: measure(run, args.seeds, args.kmeans_init), render=render,
                    describe=lambda r: ({c: round(v, 1) for c, v in r["acc"].items()}, r["picks"]))
 

@@ -33,18 +33,22 @@ def test_a_run_is_measured_again_only_when_its_summary_or_the_settings_change(tm
         measured.append((run.parent.name, run.name))
         return {"seconds": 1.0, "acc": {"base": 1.0}}
 
-    def again(**changes):
+    def again(context=None, **changes):
         measured.clear()
         remeasure.remeasure_runs("test", "walk", _args(tmp_path / "out", **changes), settings={"columns": ["base"]},
                                  measure=measure, render=lambda data: json.dumps(sorted(data["results"])),
-                                 describe=lambda r: r["acc"])
+                                 describe=lambda r: r["acc"], context=context)
         return sorted(measured)
 
     assert again() == [("fewrel", "full-seed2"), ("fewrel", "full-seed3"), ("mtop_domain", "full-seed2")]
     data = json.loads((tmp_path / "results" / "walk-no-such-1.5b-tier.json").read_text())
     assert data["seeds"] == [0, 1, 2] and data["columns"] == ["base"] and data["seconds"] == 3.0
     assert set(data["results"]["fewrel"]) == {"full (default), seed 2", "full (default), seed 3"}
+    assert [remeasure.run_seed(name) == r["run_seed"] for name, r in data["results"]["fewrel"].items()] == [True, True]
     assert again() == []
+    assert again(context={"beside": {"tier": "cpu"}}) == []  # written for the report, no reason to measure again
+    data = json.loads((tmp_path / "results" / "walk-no-such-1.5b-tier.json").read_text())
+    assert data["beside"] == {"tier": "cpu"} and data["seconds"] == 3.0
     (tmp_path / "out" / "no-such-1.5b-tier" / "default" / "fewrel" / "full-seed3" / "summary.json").write_text("{}")
     assert again() == [("fewrel", "full-seed3")]
     assert again(seeds=[5]) == [("fewrel", "full-seed2"), ("fewrel", "full-seed3"), ("mtop_domain", "full-seed2")]

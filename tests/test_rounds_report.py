@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def _rounds():
@@ -49,3 +51,26 @@ def test_report_reads_each_rule_off_the_round_it_picked_and_splits_by_group():
     assert "- `round2`: mean -3.00; above on 0 of 1, more than 1.0 below on 1, lowest -3.00" in confirmation
     assert "- `round-gate`: mean +2.00; above on 1 of 1" in confirmation
     assert "| mtop_domain | 1 | 50.0 | **52.0** | 47.0 | 51.0 | 49.0 | **52.0** | **52.0** |" in confirmation
+
+
+def test_beside_pairs_runs_of_the_same_dataset_and_seed_and_drops_those_on_another_sample(tmp_path, monkeypatch):
+    module = _rounds()
+    other = {"seeds": [0, 1, 2], "kmeans_init": 10, "results": {
+        "fewrel": {"full (default), seed 4": {"acc": {"base": 30.0, "round2": 35.0}}},
+        "goemo": {"full (default), seed 4": {"acc": {"base": 20.0, "round2": 21.0}}}}}
+    (tmp_path / "rounds-cpu.json").write_text(json.dumps(other))
+    monkeypatch.setattr(module, "results_dir", lambda: tmp_path)
+    beside = module.beside_runs("cpu", [0, 1, 2], 10)
+    assert beside["runs"]["fewrel"] == {"4": {"base": 30.0, "round2": 35.0}}
+    with pytest.raises(SystemExit, match="other KMeans draws .* give the same --seeds and --kmeans-init"):
+        module.beside_runs("cpu", [0, 1, 2], 50)
+    rose = _run({"base": 30.0, "round1": 33.0, "round2": 38.0, "round1+round2": 36.0, "round2+base": 34.0}, False, "round2")
+    elsewhere = _run({"base": 25.0, "round1": 26.0, "round2": 27.0, "round1+round2": 26.0, "round2+base": 26.0}, False,
+                     "round2")  # its base differs from the partner's: another sample of texts, not paired
+    data = {"tier": "t", "commits": ["abc1234"], "date": "2026-12-06", "machine": "Test CPU", "seconds": 2.0,
+            "run_seeds": [4], "seeds": [0, 1, 2], "kmeans_init": 10, "groups": None, "beside": beside,
+            "results": {"fewrel": {"full (big), seed 4": {**rose, "run_seed": 4}},
+                        "goemo": {"full (big), seed 4": {**elsewhere, "run_seed": 4}}}}
+    text = module.render(data).split("## Beside tier `cpu`")[1]
+    assert "| fewrel | 1 | 30.0 | 35.0 | **38.0** |" in text and "| goemo |" not in text
+    assert "- `round2`: mean +3.00; above on 1 of 1, more than 1.0 below on 0, lowest +3.00" in text

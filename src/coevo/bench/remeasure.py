@@ -45,15 +45,26 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
 
 
+def run_name(variant: str, seed: int) -> str:
+    """How a run is named in these files: ``full (<variant>), seed <N>``."""
+    return f"full ({variant}), seed {seed}"
+
+
+def run_seed(name: str) -> int:
+    """The seed in a name ``run_name`` wrote."""
+    return int(name.rsplit(", seed ", 1)[1])
+
+
 def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings: dict,
                    measure: Callable[[Path], dict], render: Callable[[dict], str],
-                   describe: Callable[[dict], object]) -> None:
+                   describe: Callable[[dict], object], context: dict | None = None) -> None:
     """Measure every finished `full` run of ``args.run_seeds`` under ``args.runs/args.tier``
     (``<variant>/<dataset>/full-seed<N>``) with ``measure(run_dir)`` into ``docs/results/<name>-<tier>``
     .json/.md, each stamped with its summary's digest and the commit that measured it.
 
     A run measured before with the same ``settings`` (and KMeans draws) is not measured again while its
-    summary.json is unchanged; ``--only`` measures some datasets and keeps what the file holds of the others.
+    summary.json is unchanged (``context`` is written beside the results for ``render`` and is no reason to
+    measure again); ``--only`` measures some datasets and keeps what the file holds of the others.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tier, root, run_seeds, only = args.tier, args.runs / args.tier, args.run_seeds, args.only
@@ -73,7 +84,7 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
     def save() -> None:
         cells = [r for by_run in results.values() for r in by_run.values()]
         data = {"tier": tier, "commits": sorted({r["commit"] for r in cells}), "date": today(),
-                "machine": provenance["machine"], "run_seeds": run_seeds, **settings,
+                "machine": provenance["machine"], "run_seeds": run_seeds, **settings, **(context or {}),
                 "seconds": sum(r["seconds"] for r in cells), "groups": groups, "results": results}
         write_results(out.parent, out.name, data, render)
 
@@ -83,18 +94,18 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
     for dataset in datasets:
         if only and dataset not in only:
             continue
-        for run_seed in run_seeds:
-            for run in sorted(root.glob(f"*/{dataset}/full-seed{run_seed}")):
+        for seed in run_seeds:
+            for run in sorted(root.glob(f"*/{dataset}/full-seed{seed}")):
                 if not (run / "summary.json").is_file():
                     continue
-                run_name = f"full ({run.parent.parent.name}), seed {run_seed}"
-                old = before.get("results", {}).get(dataset, {}).get(run_name)
+                label = run_name(run.parent.parent.name, seed)
+                old = before.get("results", {}).get(dataset, {}).get(label)
                 digest = summary_digest(run)
                 if old is None or old.get("summary_sha256") != digest:
                     old = {"summary_sha256": digest, "commit": provenance["commit"], **measure(run)}
-                    print(dataset, run_name, describe(old), file=sys.stderr, flush=True)
-                old["kmeans_acc"] = baselines.get((dataset, run_seed))
-                results.setdefault(dataset, {})[run_name] = old
+                    print(dataset, label, describe(old), file=sys.stderr, flush=True)
+                old["run_seed"], old["kmeans_acc"] = seed, baselines.get((dataset, seed))
+                results.setdefault(dataset, {})[label] = old
                 save()
     save()
 
