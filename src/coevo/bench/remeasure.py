@@ -145,10 +145,10 @@ def paired_summary(title: str, runs: list[tuple[str, dict]], columns: list[str],
         best = max(means[d].values())
         lines.append(f"| {d} | {sum(dd == d for dd, _ in runs)} | "
                      + " | ".join(f"**{v:.1f}**" if v == best else f"{v:.1f}" for v in means[d].values()) + " |")
-    for reference in references:
+    for i, reference in enumerate(references):
         lines += ["", f"Against `{reference}` at the same KMeans draws (dataset means):", ""]
         for c in columns:
-            if c == reference:
+            if c in references[: i + 1]:  # an earlier reference against this one is the line above, sign turned
                 continue
             diffs = [means[d][c] - means[d][reference] for d in datasets]
             lines.append(f"- `{c}`: mean {np.mean(diffs):+.2f}; above on {sum(x > 0 for x in diffs)} of {len(diffs)}, "
