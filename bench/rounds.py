@@ -40,8 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from coevo.atomic import read_json
-from coevo.bench.remeasure import (acc_at_draws, add_run_arguments, group_runs, paired_summary, remeasure_runs,
-                                   run_seed)
+from coevo.bench.remeasure import acc_at_draws, add_run_arguments, group_runs, paired_summary, remeasure_runs
 from coevo.bench.results import results_dir
 from coevo.clustering import GATE_MARGIN, GATE_PAIRS, clearly_leads, normalize
 
@@ -162,8 +161,11 @@ def beside_runs(tier: str, seeds: list[int], n_init: int) -> dict:
                          f"(seeds {data['seeds']}, {data['kmeans_init']} restarts); give the same --seeds and --kmeans-init")
     runs: dict[str, dict[str, dict]] = {}
     for dataset, by_run in data["results"].items():
-        for name, r in by_run.items():
-            seed = str(run_seed(name))
+        for r in by_run.values():
+            if "run_seed" not in r:
+                raise SystemExit(f"bench/rounds.py: option --beside: {path} predates runs keeping their seed; run "
+                                 f"`bench/rounds.py --tier {tier}` again with its --run-seeds (nothing is measured again)")
+            seed = str(r["run_seed"])
             if seed in runs.get(dataset, {}):
                 raise SystemExit(f"bench/rounds.py: option --beside: {path} holds two runs of {dataset} seed {seed}")
             runs.setdefault(dataset, {})[seed] = {"base": r["acc"]["base"], "round2": r["acc"]["round2"]}

@@ -56,8 +56,8 @@ def test_report_reads_each_rule_off_the_round_it_picked_and_splits_by_group():
 def test_beside_pairs_runs_of_the_same_dataset_and_seed_and_drops_those_on_another_sample(tmp_path, monkeypatch):
     module = _rounds()
     other = {"seeds": [0, 1, 2], "kmeans_init": 10, "results": {
-        "fewrel": {"full (default), seed 4": {"acc": {"base": 30.0, "round2": 35.0}}},
-        "goemo": {"full (default), seed 4": {"acc": {"base": 20.0, "round2": 21.0}}}}}
+        "fewrel": {"full (default), seed 4": {"acc": {"base": 30.0, "round2": 35.0}, "run_seed": 4}},
+        "goemo": {"full (default), seed 4": {"acc": {"base": 20.0, "round2": 21.0}, "run_seed": 4}}}}
     (tmp_path / "rounds-cpu.json").write_text(json.dumps(other))
     monkeypatch.setattr(module, "results_dir", lambda: tmp_path)
     beside = module.beside_runs("cpu", [0, 1, 2], 10)

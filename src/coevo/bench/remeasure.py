@@ -45,16 +45,6 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
 
 
-def run_name(variant: str, seed: int) -> str:
-    """How a run is named in these files: ``full (<variant>), seed <N>``."""
-    return f"full ({variant}), seed {seed}"
-
-
-def run_seed(name: str) -> int:
-    """The seed in a name ``run_name`` wrote."""
-    return int(name.rsplit(", seed ", 1)[1])
-
-
 def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings: dict,
                    measure: Callable[[Path], dict], render: Callable[[dict], str],
                    describe: Callable[[dict], object], context: dict | None = None) -> None:
@@ -98,7 +88,7 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
             for run in sorted(root.glob(f"*/{dataset}/full-seed{seed}")):
                 if not (run / "summary.json").is_file():
                     continue
-                label = run_name(run.parent.parent.name, seed)
+                label = f"full ({run.parent.parent.name}), seed {seed}"
                 old = before.get("results", {}).get(dataset, {}).get(label)
                 digest = summary_digest(run)
                 if old is None or old.get("summary_sha256") != digest:
