@@ -120,3 +120,23 @@ def test_interpret_resamples_then_drops_echoes_of_the_phrase_rules(interpreter, 
                                 sampling=SamplingConfig(samples=2, seed=3), progress=False)
     assert calls == [1, 1]  # the text with an echo was sampled again, once
     assert out == [["report lost card", "lost bank card"]]
+
+
+def test_interpret_drops_echoes_of_its_own_task_sentence_but_not_of_a_users(interpreter, monkeypatch):
+    """The 1.5B answered "event" or "relation" for over half of the type sets' texts: the question, not the text.
+    A user's instruction may list the answers it wants, so its words stay answers."""
+    calls = []
+
+    def decode(prompts, sampling, seed):
+        calls.append(len(prompts))
+        answers = ["Event", "military conflict"] if len(calls) == 1 else ["general category", "armed attack"]
+        return [answers for _ in prompts], 0
+
+    monkeypatch.setattr(interpreter.decoder, "decode", decode)
+    text = ["The troops stormed the town at dawn. The event trigger is stormed."]
+    out = interpreter.interpret(text, "type", sampling=SamplingConfig(samples=2, seed=5), progress=False)
+    assert calls == [1, 1] and out == [["armed attack", "military conflict"]]
+    calls.clear()
+    out = interpreter.interpret(text, "type", instruction="Answer event, relation or entity.",
+                                sampling=SamplingConfig(samples=2, seed=5), progress=False)
+    assert calls == [1] and out == [["event", "military conflict"]]

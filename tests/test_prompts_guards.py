@@ -44,7 +44,14 @@ def test_degenerate():
     assert is_degenerate("no sentence, no explanation", prompt)
     assert is_degenerate("no sentence") and is_degenerate("Sentence")  # only words of the phrase rules
     assert not is_degenerate("sentence diagramming help")  # the rules' words inside a real answer
-    assert not is_degenerate("event") and not is_degenerate("general category")  # the task's own words may head an answer
+    assert not is_degenerate("event") and not is_degenerate("general category")  # no task sentence given
+    own = TASK_INSTRUCTIONS["type"]
+    for echo in ("event", "an entity", "Relation", "general category", "type"):  # the question, not the text
+        assert is_degenerate(echo, system_prompt("type"), task_sentence=own)
+    for answer in ("sports event", "military conflict", "entity of sport"):  # its words inside a real answer
+        assert not is_degenerate(answer, system_prompt("type"), task_sentence=own)
+    assert is_degenerate("message", task_sentence=TASK_INSTRUCTIONS["domain"])
+    assert not is_degenerate("banking service", task_sentence=TASK_INSTRUCTIONS["domain"])
     assert not is_degenerate("customer asks for a refund please", "Name the refund the customer asks for please.")
     assert is_degenerate("the refund the customer asks for", "Name the refund the customer asks for please.")
     assert not is_degenerate("card delivery status", prompt)

@@ -40,7 +40,8 @@ from .atomic import atomic_write_json, read_json
 from .config import CoEvoConfig
 from .errors import CoevoError
 from .registry import DECODERS, Decoder
-from .prompts import MAX_TEXT_TOKENS, chat_messages, clean_interpretation, cut_texts, is_degenerate, system_prompt
+from .prompts import (MAX_TEXT_TOKENS, TASK_INSTRUCTIONS, chat_messages, clean_interpretation, cut_texts, is_degenerate,
+                      system_prompt)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,8 @@ class Interpreter:
         texts, self.shortened_texts = cut_texts(texts, self.tokenizer, max_text_tokens)
         prompts = self.prompts(texts, task, instruction)
         system = system_prompt(task, instruction)
-        bad = lambda answer: is_degenerate(answer, system)
+        own_sentence = None if instruction else TASK_INSTRUCTIONS[task]  # a user's may list its answers
+        bad = lambda answer: is_degenerate(answer, system, task_sentence=own_sentence)
         raw = self.sample(prompts, sampling, progress=progress, desc="interpret")
         cleaned = [[clean_interpretation(answer) for answer in answers] for answers in raw]
         retry = [i for i, answers in enumerate(cleaned) if any(bad(a) for a in answers)]

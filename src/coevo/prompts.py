@@ -188,18 +188,25 @@ def clean_interpretation(raw: str) -> str:
 _REFUSAL = re.compile(r"^(?:i\s+apologi[sz]e|i'?m\s+sorry|sorry\b|i\s+can(?:'?t|not)\b|as\s+an\s+ai\b|unfortunately\b)")
 
 
-def is_degenerate(interpretation: str, prompt: str | None = None, max_words: int = 16) -> bool:
+def is_degenerate(interpretation: str, prompt: str | None = None, max_words: int = 16, *,
+                  task_sentence: str | None = None) -> bool:
     """Not an interpretation: empty, punctuation only, rambling beyond a phrase, a
-    refusal, only words of the phrase rules ("no sentence"), or a repeat of four words
-    in a row of the instructions (``prompt``). Resampled once, then dropped.
+    refusal, only words of the phrase rules ("no sentence") or of the task's own sentence
+    ("event"), or a repeat of four words in a row of the instructions (``prompt``).
+    Resampled once, then dropped.
 
     Measured on Bank77 with Qwen2.5-Coder-0.5B: 8.8% of raw answers repeated the
     instruction ("no sentence, no explanation") and some refused; identical strings
     for unrelated texts pull those texts into one cluster. The shorter echo "no sentence"
     slipped past the four-word test: 15% of the 0.5B's answers to the type task on
-    FewEvent and FewRel (docs/results/README.md, echo-cpu, measures the rule). Only the
-    phrase rules count, not the task's own sentence: its words ("event", "relation") can
-    be an answer's head, and a user's instruction may list the answers it wants.
+    FewEvent and FewRel (docs/results/README.md, echo-cpu, measures the rule).
+    ``task_sentence``, coevo's own instruction for the task when it is the one asked, is
+    checked the same way: an answer that is nothing but a run of its words names the
+    question, not the text. "event", "relation", "entity" and "general category" were 53 to
+    61% of the 1.5B's round-1 answers on FewEvent and FewRel and 7 to 8% of the 0.5B's;
+    "message" and "service" were 9% of the 0.5B's on CLINC(D) (echo-task-cpu measures the
+    rule). An answer that only contains such a word ("sports event") is kept, and a user's
+    instruction is never passed: it may list the answers it wants.
     """
     words = interpretation.split()
     if not words or not re.search(r"[a-z]", interpretation):
@@ -207,5 +214,7 @@ def is_degenerate(interpretation: str, prompt: str | None = None, max_words: int
     if len(words) > max_words or _REFUSAL.match(interpretation):
         return True
     if echoes_prompt(interpretation, _PHRASE_RULES):
+        return True
+    if task_sentence is not None and echoes_prompt(interpretation, task_sentence):
         return True
     return prompt is not None and leaks_prompt(interpretation, prompt)
