@@ -123,7 +123,7 @@ def test_interpret_resamples_then_drops_echoes_of_the_phrase_rules(interpreter, 
 
 
 def test_interpret_drops_echoes_of_its_own_task_sentence_but_not_of_a_users(interpreter, monkeypatch):
-    """The 1.5B answered "event" or "relation" for over half of the type sets' texts: the question, not the text.
+    """"event" or "relation" were over half of the 1.5B's round-1 answers on the type sets: the question, not the text.
     A user's instruction may list the answers it wants, so its words stay answers."""
     calls = []
 
