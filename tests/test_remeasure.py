@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 
 import pytest
 
@@ -66,3 +67,31 @@ def test_missing_runs_and_unreadable_groups_are_one_line_errors(tmp_path):
     (tmp_path / "cfg.toml").write_text("datasets = []\n")
     with pytest.raises(SystemExit, match="option --groups: .*cfg.toml has no \\[groups\\] table"):
         remeasure.read_groups(tmp_path / "cfg.toml", "test")
+
+
+def test_a_run_whose_folder_is_gone_keeps_its_row_while_its_seed_is_asked_for(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(remeasure, "results_dir", lambda: tmp_path / "results")
+    runs = tmp_path / "out" / "no-such-1.5b-tier" / "default"
+    for dataset, seed in (("goemo", 2), ("goemo", 3), ("fewrel", 2)):
+        (runs / dataset / f"full-seed{seed}").mkdir(parents=True)
+        (runs / dataset / f"full-seed{seed}" / "summary.json").write_text(json.dumps({"seed": seed}))
+    measured = []
+
+    def again(**changes):
+        measured.clear()
+        remeasure.remeasure_runs("test", "walk", _args(tmp_path / "out", **changes), settings={},
+                                 measure=lambda run: measured.append(run.name) or {"seconds": 1.0},
+                                 render=lambda data: "", describe=lambda r: "")
+        return json.loads((tmp_path / "results" / "walk-no-such-1.5b-tier.json").read_text())["results"]
+
+    again()
+    shutil.rmtree(runs / "goemo" / "full-seed2")  # another machine: the seed-2 folder is not there
+    (runs / "goemo" / "full-seed3" / "summary.json").write_text("{}")  # seed 3 ran again
+    results = again()
+    assert measured == ["full-seed3"] and set(results) == {"goemo", "fewrel"}
+    assert [r["run_seed"] for r in results["goemo"].values()] == [2, 3]
+    assert "goemo full (default), seed 2: no run folder under" in capsys.readouterr().err
+    assert set(again(only=["goemo"])["goemo"]) == {"full (default), seed 2", "full (default), seed 3"}
+    # a seed not asked for is not kept: the file holds what --run-seeds names
+    results = again(run_seeds=[3])
+    assert set(results) == {"goemo"} and [r["run_seed"] for r in results["goemo"].values()] == [3]

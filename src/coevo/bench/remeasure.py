@@ -54,7 +54,9 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
 
     A run measured before with the same ``settings`` (and KMeans draws) is not measured again while its
     summary.json is unchanged (``context`` is written beside the results for ``render`` and is no reason to
-    measure again); ``--only`` measures some datasets and keeps what the file holds of the others.
+    measure again); ``--only`` measures some datasets and keeps what the file holds of the others. A run of
+    ``args.run_seeds`` whose folder is gone keeps what was measured of it, said on stderr: run folders are not
+    kept from one machine to the next, and a second seed must not cost the first its row.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tier, root, run_seeds, only = args.tier, args.runs / args.tier, args.run_seeds, args.only
@@ -69,18 +71,27 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
         before = {}  # other KMeans draws or columns: nothing can be reused
     provenance = stamp()
     baselines = kmeans_acc(tier)
-    results: dict[str, dict] = {d: v for d, v in before.get("results", {}).items() if only and d not in only}
+    results: dict[str, dict] = {}
+    for dataset, by_run in before.get("results", {}).items():
+        kept = {label: r for label, r in by_run.items()
+                if (only and dataset not in only) or r.get("run_seed") in run_seeds}
+        if kept:
+            results[dataset] = kept
+    unseen = {(d, label) for d, by_run in results.items() if not only or d in only for label in by_run}
+    order = [d for members in (groups or {}).values() for d in members]
+
+    def rank(dataset: str) -> tuple[int, str]:  # the groups' order, then the others by name
+        return (order.index(dataset) if dataset in order else len(order), dataset)
 
     def save() -> None:
         cells = [r for by_run in results.values() for r in by_run.values()]
+        ordered = {d: results[d] for d in sorted(results, key=rank)}
         data = {"tier": tier, "commits": sorted({r["commit"] for r in cells}), "date": today(),
                 "machine": provenance["machine"], "run_seeds": run_seeds, **settings, **(context or {}),
-                "seconds": sum(r["seconds"] for r in cells), "groups": groups, "results": results}
+                "seconds": sum(r["seconds"] for r in cells), "groups": groups, "results": ordered}
         write_results(out.parent, out.name, data, render)
 
-    order = [d for members in (groups or {}).values() for d in members]  # the groups' order, then the others
-    datasets = sorted({p.parent.name for p in root.glob("*/*/full-seed*") if p.is_dir()},
-                      key=lambda d: (order.index(d) if d in order else len(order), d))
+    datasets = sorted({p.parent.name for p in root.glob("*/*/full-seed*") if p.is_dir()}, key=rank)
     for dataset in datasets:
         if only and dataset not in only:
             continue
@@ -96,7 +107,11 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
                     print(dataset, label, describe(old), file=sys.stderr, flush=True)
                 old["run_seed"], old["kmeans_acc"] = seed, baselines.get((dataset, seed))
                 results.setdefault(dataset, {})[label] = old
+                unseen.discard((dataset, label))
                 save()
+    for dataset, label in sorted(unseen):
+        print(f"{script}: {dataset} {label}: no run folder under {root}; kept as measured at "
+              f"{results[dataset][label]['commit']}", file=sys.stderr)
     save()
 
 
