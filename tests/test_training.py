@@ -198,3 +198,15 @@ def test_a_resumed_step_times_only_the_pairs_it_trained():
     assert _summarise(history, 10.0, 8)["seconds_per_pair"] == 1.25
     resumed = _summarise(history, 10.0, 8, resumed_at=2)
     assert (resumed["resumed_at_step"], resumed["seconds_per_pair"]) == (2, 2.5)
+
+
+def test_a_round_whose_pairs_fit_in_one_step_still_trains_the_embedder(tmp_path, demo_corpus):
+    # a tenth of one step rounds up to one warmup step, whose learning rate is 0: the step must take none
+    anchors = demo_corpus.texts[:12]
+    positives = [demo_corpus.labels[i].replace("_", " ") for i in range(12)]
+    embedder = models.load_embedder(TEST_EMBEDDER)
+    before = {name: value.clone() for name, value in embedder.state_dict().items()}
+    summary = train_contrastive(embedder, anchors, positives, tmp_path / "embedder",
+                                settings=ContrastiveSettings(batch_size=32, learning_rate=1e-4), progress=False)
+    assert summary["steps"] == 1
+    assert any(not torch.equal(before[name], value) for name, value in embedder.state_dict().items())

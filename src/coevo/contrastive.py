@@ -15,6 +15,7 @@ cluster together, which is what clustering then reads from f(x).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,9 @@ def train_contrastive(
         num_train_epochs=settings.epochs,
         per_device_train_batch_size=min(settings.batch_size, len(anchors)),
         learning_rate=settings.learning_rate,
-        warmup_steps=0.1,  # a float below 1 is a share of the steps
+        # a tenth of the steps warms up (a float below 1 is a share); a round whose pairs fit in one step takes
+        # none, since the linear warmup's first step has a learning rate of 0 and it would train nothing
+        warmup_steps=0.0 if math.ceil(math.ceil(len(anchors) / settings.batch_size) * settings.epochs) <= 1 else 0.1,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         logging_steps=1,
         save_strategy="no",
