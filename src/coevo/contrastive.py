@@ -65,14 +65,16 @@ def train_contrastive(
     output_dir = Path(output_dir)
     torch.manual_seed(settings.seed)
     dataset = Dataset.from_dict({"anchor": clip_for_embedder(embedder, anchors), "positive": positives})
+    batch_size = min(settings.batch_size, len(anchors))
+    steps = math.ceil(math.ceil(len(anchors) / batch_size) * settings.epochs)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "_trainer"),
         num_train_epochs=settings.epochs,
-        per_device_train_batch_size=min(settings.batch_size, len(anchors)),
+        per_device_train_batch_size=batch_size,
         learning_rate=settings.learning_rate,
         # a tenth of the steps warms up (a float below 1 is a share); a round whose pairs fit in one step takes
         # none, since the linear warmup's first step has a learning rate of 0 and it would train nothing
-        warmup_steps=0.0 if math.ceil(math.ceil(len(anchors) / settings.batch_size) * settings.epochs) <= 1 else 0.1,
+        warmup_steps=0.0 if steps <= 1 else 0.1,
         batch_sampler=BatchSamplers.NO_DUPLICATES,
         logging_steps=1,
         save_strategy="no",
