@@ -45,6 +45,32 @@ def echoes_prompt(answer: str, prompt: str) -> bool:
     return n > 0 and any(instruction[i : i + n] == said for i in range(len(instruction) - n + 1))
 
 
+_FORM_SUFFIXES = ("s", "es", "d", "ed", "al", "ship", "ships")
+
+
+def _forms(word: str) -> set[str]:
+    """The word and its plain inflections and derivations; a word under four letters only as it is
+    ("a" must not stand for "ad" or "as")."""
+    if len(word) < 4:
+        return {word}
+    forms = {word} | {word + suffix for suffix in _FORM_SUFFIXES}
+    if word.endswith("y"):
+        forms.add(word[:-1] + "ies")
+    return forms
+
+
+def only_words_of(answer: str, sentence: str) -> bool:
+    """True when every word of the answer, in any order, is a word of ``sentence`` or a plain form of
+    one. Asked to name "a relation, an entity or an event" as "a general category", the 1.5B answered
+    "relationship", "general relation" and "named entity": the question's words again, which
+    ``echoes_prompt`` (a run of the words as they stand) misses."""
+    said = words(answer)
+    if not said:
+        return False
+    allowed = set().union(*(_forms(word) for word in words(sentence)))
+    return all(word in allowed for word in said)
+
+
 @dataclass(frozen=True)
 class GuardStats:
     n_interpretations: int
