@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -64,11 +65,14 @@ def only_words_of(answer: str, sentence: str) -> bool:
     one. Asked to name "a relation, an entity or an event" as "a general category", the 1.5B answered
     "relationship", "general relation" and "named entity": the question's words again, which
     ``echoes_prompt`` (a run of the words as they stand) misses."""
-    said = words(answer)
-    if not said:
-        return False
-    allowed = set().union(*(_forms(word) for word in words(sentence)))
-    return all(word in allowed for word in said)
+    said, allowed = words(answer), _sentence_forms(sentence)
+    return bool(said) and all(word in allowed for word in said)
+
+
+@lru_cache(maxsize=16)
+def _sentence_forms(sentence: str) -> frozenset[str]:
+    """Built once per sentence: generation checks every answer against the same task sentence."""
+    return frozenset().union(*(_forms(word) for word in words(sentence)))
 
 
 @dataclass(frozen=True)
