@@ -48,10 +48,8 @@ def test_degenerate():
     own = TASK_INSTRUCTIONS["type"]
     for echo in ("event", "an entity", "Relation", "general category", "type"):  # the question, not the text
         assert is_degenerate(echo, system_prompt("type"), task_sentence=own)
-    for echo in ("relationship", "general relation", "Events", "named entity", "entities", "category type"):
-        assert is_degenerate(echo, system_prompt("type"), task_sentence=own)  # its words in any order and form
-    for answer in ("sports event", "military conflict", "entity of sport", "family relation", "ad", "eventual"):
-        assert not is_degenerate(answer, system_prompt("type"), task_sentence=own)  # a real answer, or not a form
+    for answer in ("sports event", "military conflict", "entity of sport"):  # its words inside a real answer
+        assert not is_degenerate(answer, system_prompt("type"), task_sentence=own)
     assert is_degenerate("message", task_sentence=TASK_INSTRUCTIONS["domain"])
     assert not is_degenerate("banking service", task_sentence=TASK_INSTRUCTIONS["domain"])
     assert not is_degenerate("customer asks for a refund please", "Name the refund the customer asks for please.")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -44,35 +43,6 @@ def echoes_prompt(answer: str, prompt: str) -> bool:
     said, instruction = words(answer), words(prompt)
     n = len(said)
     return n > 0 and any(instruction[i : i + n] == said for i in range(len(instruction) - n + 1))
-
-
-_FORM_SUFFIXES = ("s", "es", "d", "ed", "al", "ship", "ships")
-
-
-def _forms(word: str) -> set[str]:
-    """The word and its plain inflections and derivations; a word under four letters only as it is
-    ("a" must not stand for "ad" or "as")."""
-    if len(word) < 4:
-        return {word}
-    forms = {word} | {word + suffix for suffix in _FORM_SUFFIXES}
-    if word.endswith("y"):
-        forms.add(word[:-1] + "ies")
-    return forms
-
-
-def only_words_of(answer: str, sentence: str) -> bool:
-    """True when every word of the answer, in any order, is a word of ``sentence`` or a plain form of
-    one. Asked to name "a relation, an entity or an event" as "a general category", the 1.5B answered
-    "relationship", "general relation" and "named entity": the question's words again, which
-    ``echoes_prompt`` (a run of the words as they stand) misses."""
-    said, allowed = words(answer), _sentence_forms(sentence)
-    return bool(said) and all(word in allowed for word in said)
-
-
-@lru_cache(maxsize=16)
-def _sentence_forms(sentence: str) -> frozenset[str]:
-    """Built once per sentence: generation checks every answer against the same task sentence."""
-    return frozenset().union(*(_forms(word) for word in words(sentence)))
 
 
 @dataclass(frozen=True)

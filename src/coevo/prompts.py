@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from .guards import echoes_prompt, leaks_prompt, only_words_of
+from .guards import echoes_prompt, leaks_prompt
 
 _PHRASE_RULES = "Output only the phrase: no sentence, no explanation."
 
@@ -192,7 +192,7 @@ def is_degenerate(interpretation: str, prompt: str | None = None, max_words: int
                   task_sentence: str | None = None) -> bool:
     """Not an interpretation: empty, punctuation only, rambling beyond a phrase, a
     refusal, only words of the phrase rules ("no sentence") or of the task's own sentence
-    ("event", "relationship"), or a repeat of four words in a row of the instructions (``prompt``).
+    ("event"), or a repeat of four words in a row of the instructions (``prompt``).
     Resampled once, then dropped.
 
     Measured on Bank77 with Qwen2.5-Coder-0.5B: 8.8% of raw answers repeated the
@@ -201,14 +201,12 @@ def is_degenerate(interpretation: str, prompt: str | None = None, max_words: int
     slipped past the four-word test: 15% of the 0.5B's answers to the type task on
     FewEvent and FewRel (docs/results/README.md, echo-cpu, measures the rule).
     ``task_sentence``, coevo's own instruction for the task when it is the one asked, is
-    checked more widely: an answer made only of its words, in any order and in their plain
-    forms, names the question, not the text. "event", "relation", "entity" and "general
-    category" were 53 to 61% of the 1.5B's round-1 answers on FewEvent and FewRel and 7 to 8%
-    of the 0.5B's; "message" and "service" were 9% of the 0.5B's on CLINC(D) (echo-task-cpu
-    measures the rule for runs of the sentence's words). Once those went, "relationship" and
-    "general relation" were 23% of the 1.5B's fresh round-1 answers on FewRel (the README's
-    echo-task section). An answer that only contains such a word ("sports event", "entity of
-    sport") is kept, and a user's instruction is never passed: it may list the answers it wants.
+    checked the same way: an answer that is nothing but a run of its words names the
+    question, not the text. "event", "relation", "entity" and "general category" were 53 to
+    61% of the 1.5B's round-1 answers on FewEvent and FewRel and 7 to 8% of the 0.5B's;
+    "message" and "service" were 9% of the 0.5B's on CLINC(D) (echo-task-cpu measures the
+    rule). An answer that only contains such a word ("sports event") is kept, and a user's
+    instruction is never passed: it may list the answers it wants.
     """
     words = interpretation.split()
     if not words or not re.search(r"[a-z]", interpretation):
@@ -217,6 +215,6 @@ def is_degenerate(interpretation: str, prompt: str | None = None, max_words: int
         return True
     if echoes_prompt(interpretation, _PHRASE_RULES):
         return True
-    if task_sentence is not None and only_words_of(interpretation, task_sentence):
+    if task_sentence is not None and echoes_prompt(interpretation, task_sentence):
         return True
     return prompt is not None and leaks_prompt(interpretation, prompt)
