@@ -87,11 +87,11 @@ def render(data: dict) -> str:
              "runs of the choosing group lie above the most stable lifted run (the midpoint of the two); "
              "the confirmation group sees only an adopted tau", "",
              "## Runs", "",
-             "| group | dataset | run | text stability | lead / SE | gate w | text | join | join − text |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| group | file | dataset | run | text stability | lead / SE | gate w | text | join | join − text |",
+             "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for group in ("choose", "confirm"):
         for r in sorted(data["rows"][group], key=lambda r: -r["text_stability"]):
-            lines.append(f"| {group} | {r['dataset']} | {r['run']} | {r['text_stability']:.3f} | "
+            lines.append(f"| {group} | {r['file']} | {r['dataset']} | {r['run']} | {r['text_stability']:.3f} | "
                          f"{r['lead'] / r['lead_se']:+.1f} | {r['gate_w']:g} | {r['text']:.1f} | {r['join']:.1f} | "
                          f"{r['join'] - r['text']:+.1f} |")
     c = data["ceiling"]
