@@ -12,7 +12,7 @@ text by more than ``LIFT`` is one a ceiling must leave alone. Tau exists only wh
 the midpoint between that run's stability and the lowest of those fooled runs'. Only an adopted tau is
 applied to the confirmation group. ACC is each represent file's: equal KMeans draws for every column.
 
-    python bench/gate_rules.py --choose represent-design-cpu represent-dev-s23-cpu \\
+    python bench/gate_rules.py --choose represent-design-cpu represent-dev-s23-cpu represent-strong-text-1.5b-cpu \\
         --confirm represent-confirmation-cpu represent-llm-1.5b-confirm-cpu     # -> docs/results/gate-rules.*
 """
 
