@@ -41,7 +41,7 @@ def gate_runs(name: str, data: dict) -> list[dict]:
             if "text_stability" not in gate:
                 continue  # measured before the gate recorded its test
             rows.append({"file": name, "dataset": dataset, "run": run, "text_stability": gate["text_stability"],
-                         "lead": gate["lead"], "lead_se": gate["lead_se"], "gate_w": gate["w"],
+                         "lead": gate["lead"], "lead_se": gate["lead_se"], "gate_w": gate["w"], "gate": gate["acc"],
                          "text": r["weights"][TEXT]["acc"], "join": r["weights"][JOIN]["acc"]})
     return rows
 
@@ -60,15 +60,11 @@ def choose_ceiling(rows: list[dict]) -> dict:
 
 def apply(rows: list[dict], tau: float | None) -> dict:
     """ACC of the text, the join, the gate and (with a tau) the ceiling over ``rows``, and the runs it changes."""
-    def ceiling(r):
-        return r["text"] if tau is not None and r["text_stability"] >= tau else (r["join"] if r["gate_w"] > 0 else r["text"])
-
     out = {"runs": len(rows), "text": float(np.mean([r["text"] for r in rows])),
-           "join": float(np.mean([r["join"] for r in rows])),
-           "gate": float(np.mean([r["join"] if r["gate_w"] > 0 else r["text"] for r in rows])),
+           "join": float(np.mean([r["join"] for r in rows])), "gate": float(np.mean([r["gate"] for r in rows])),
            "oracle": float(np.mean([max(r["text"], r["join"]) for r in rows]))}
     if tau is not None:
-        out["ceiling"] = float(np.mean([ceiling(r) for r in rows]))
+        out["ceiling"] = float(np.mean([r["text"] if r["text_stability"] >= tau else r["gate"] for r in rows]))
         out["changed"] = [f"{r['dataset']} · {r['run']}" for r in rows if r["gate_w"] > 0 and r["text_stability"] >= tau]
     return out
 

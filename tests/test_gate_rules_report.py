@@ -14,8 +14,8 @@ def _script():
 
 
 def _run(text_stability: float, gate_w: float, text: float, join: float) -> dict:
-    gate = {"w": gate_w, "text_stability": text_stability, "joined_stability": text_stability + 0.02,
-            "lead": 0.02, "lead_se": 0.01}
+    gate = {"w": gate_w, "acc": join if gate_w > 0 else text, "text_stability": text_stability,
+            "joined_stability": text_stability + 0.02, "lead": 0.02, "lead_se": 0.01}
     return {"weights": {"0.0": {"acc": text}, "0.5": {"acc": join}, "gate": gate}}
 
 
