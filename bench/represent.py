@@ -15,6 +15,9 @@ reads the labels and is no method). Where the tier has a `kmeans` cell for the s
 seed, its ACC stands beside, so the table says where each rule beats the baseline.
 
 ``base`` clusters the base embedder's f(x) alone (plain embed + KMeans) at the same KMeans seeds.
+``--anchor`` (issue 13, lever 8; bench/configs/anchor-cpu.toml) adds two ways of keeping the base embedder in
+the final clustering: ``anchor``, the gate's representation beside the base f(x), each a unit vector; and
+``wise``, the gate on an embedder whose weights are the mean of the run's final embedder's and the base's.
 
     python bench/represent.py --tier levers        # -> docs/results/represent-levers.{json,md}
     python bench/represent.py --tier levers-cpu --run-seeds 0 1 --seeds 0 1 2 --criteria
@@ -43,13 +46,25 @@ from coevo.config import CoEvoConfig
 
 WEIGHTS = (0.0, 0.25, 0.5, 1.0)
 RULES = ("agreement", "gate")  # rules beside the fixed weights
+ANCHORS = ("anchor", "wise")  # lever 8: representations that keep the base embedder (--anchor)
+NAMED = (*RULES, "base", *ANCHORS)  # columns with a name rather than a weight
 METHODS = ("expand", "contrastive-only", "random-select", "no-dpo", "full")
 CRITERIA = ("stability", "silhouette", "consensus")
 DEFAULT = str(CoEvoConfig.__dataclass_fields__["interp_weight"].default)  # the column every rule is compared with
 
 
+def averaged_embedder(base, tuned, share: float = 0.5):
+    """``base`` with every floating-point weight replaced by (1 - share) * base + share * tuned: the two
+    models share an architecture and a starting point, so their mean is a model of its own (WiSE-FT)."""
+    tuned_state = tuned.state_dict()
+    mixed = {name: (1 - share) * value + share * tuned_state[name] if value.is_floating_point() else value
+             for name, value in base.state_dict().items()}
+    base.load_state_dict(mixed)
+    return base
+
+
 def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: int | None, criteria,
-            base: bool = False) -> dict:
+            base: bool = False, anchor: bool = False) -> dict:
     from coevo import CoEvolution, models
     from coevo.clustering import (agreement_weights, embed, gate_interp_weight, interp_weight_criteria, kmeans,
                                   mean_by_owner, represent)
@@ -69,8 +84,18 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
     representations = {str(w): represent(text_vec, interp_mean, counts, weight=agreeing if w == "agreement" else w)
                        for w in (*WEIGHTS, "agreement")}
     if base:
-        base_text = embed(models.load_embedder(cfg.embedder, cache_dir=cfg.cache_dir), model.texts_, progress=False)
+        base_embedder = models.load_embedder(cfg.embedder, cache_dir=cfg.cache_dir)
+        base_text = embed(base_embedder, model.texts_, progress=False)
         representations["base"] = represent(base_text, None)
+    if anchor:
+        gate_z = represent(text_vec, interp_mean, counts, weight=gate_w)
+        representations["anchor"] = np.hstack([gate_z, representations["base"]]) / np.sqrt(2.0)
+        wise_embedder = averaged_embedder(base_embedder, model.context_.embedder(last))
+        wise_text, wise_interp, _ = model.context_.embed_all(wise_embedder, interpretations)
+        wise_mean, _ = mean_by_owner(wise_interp, owner, len(model.texts_))
+        wise_w, wise_test = gate_interp_weight(wise_text, wise_mean, counts, cfg.n_clusters, float(DEFAULT),
+                                               seed=step_seed(cfg.seed, last, "cluster"))
+        representations["wise"] = represent(wise_text, wise_mean, counts, weight=wise_w)
     for w, z in representations.items():
         accs, nmis = [], []
         for seed in seeds:
@@ -81,6 +106,8 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
         rows[w] = {"acc": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
                    "nmi": float(np.mean(nmis))}
     rows["gate"] = {**rows[str(gate_w)], **gate_test, "w": gate_w}  # one of the fixed weights: not clustered again
+    if anchor:
+        rows["wise"].update({**wise_test, "w": wise_w})
     if criteria:
         for w, values in zip(WEIGHTS, interp_weight_criteria(text_vec, interp_mean, counts, cfg.n_clusters, WEIGHTS,
                                                              seed=cfg.seed, criteria=tuple(criteria))):
@@ -94,7 +121,7 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
 
 def picks(weights: dict) -> dict:
     """For each criterion (and the oracle): the w it picks and the ACC at that w."""
-    weights = {w: v for w, v in weights.items() if w not in (*RULES, "base")}
+    weights = {w: v for w, v in weights.items() if w not in NAMED}
     out = {"oracle": max(weights, key=lambda w: weights[w]["acc"])}
     for c in CRITERIA:
         if all(c in v for v in weights.values()):
@@ -113,12 +140,40 @@ def _against_kmeans(label: str, diffs: list[float]) -> str:
 
 
 def _label(column: str) -> str:
-    return f"`{column}`" if column in (*RULES, "base") else f"w = {column}"
+    return f"`{column}`" if column in NAMED else f"w = {column}"
+
+
+def anchor_test(cells: list) -> list[str]:
+    """Lever 8's adoption test, as bench/configs/anchor-cpu.toml wrote it before its runs: against `base` at the
+    same draws, a candidate's lowest difference must be at least 1.0 above the gate's lowest, its mean at least
+    +2.0, and it must be above `base` on at least as many runs as the gate."""
+    diffs = {c: [r["weights"][c]["acc"] - r["weights"]["base"]["acc"] for *_, r in cells] for c in ("gate", *ANCHORS)}
+    summary = {c: {"mean": float(np.mean(d)), "above": sum(x > 0 for x in d), "lowest": min(d)} for c, d in diffs.items()}
+    gate = summary["gate"]
+    lines = ["", "## Lever 8's adoption test: against `base` at the same KMeans draws (ACC points)", "",
+             "| column | mean | above `base` | lowest | adopted? |", "|---|---:|---:|---:|---|"]
+    passed = {}
+    for c, s in summary.items():
+        if c == "gate":
+            verdict = "(today's default)"
+        else:
+            failed = [why for ok, why in ((s["lowest"] >= gate["lowest"] + 1.0, "lowest not 1.0 above the gate's"),
+                                          (s["mean"] >= 2.0, "mean below +2.0"),
+                                          (s["above"] >= gate["above"], "above `base` on fewer runs than the gate"))
+                      if not ok]
+            verdict = "passes" if not failed else "no: " + "; ".join(failed)
+            if not failed:
+                passed[c] = s["mean"]
+        lines.append(f"| `{c}` | {s['mean']:+.2f} | {s['above']} of {len(cells)} | {s['lowest']:+.1f} | {verdict} |")
+    choice = max(passed, key=passed.get) if passed else None
+    lines += ["", f"Adopted: `{choice}`." if choice else "Adopted: neither."]
+    return lines
 
 
 def render(data: dict) -> str:
     cells = [(dataset, run, r) for dataset, by_run in data["results"].items() for run, r in by_run.items()]
-    columns = [str(w) for w in WEIGHTS] + list(RULES) + (["base"] if data.get("base") else [])
+    columns = ([str(w) for w in WEIGHTS] + list(RULES) + (["base"] if data.get("base") else [])
+               + (list(ANCHORS) if data.get("anchor") else []))
     tiers = data["tier"] if isinstance(data["tier"], list) else [data["tier"]]
     lines = [f"# How much interpretation the clustering should read: the runs of tier{'s' if len(tiers) > 1 else ''} "
              + ", ".join(f"`{t}`" for t in tiers), "",
@@ -141,6 +196,11 @@ def render(data: dict) -> str:
     if data.get("base"):
         lines[-1:-1] = ["- `base`: the base embedder's f(x) alone (what `kmeans` clusters) at the same KMeans seeds "
                         "and restarts as the other columns"]
+    if data.get("anchor"):
+        lines[-1:-1] = ["- `anchor` (issue 13, lever 8): [z_gate, normalise(f_base(x))] / √2, the gate's representation "
+                        "beside the base f(x), so KMeans reads the sum of the two squared distances",
+                        "- `wise` (lever 8): the run's final embedder and the base embedder averaged weight by weight "
+                        "(one half each), then the gate on that embedder's f(x) and mean f(y)"]
     if any(c in r["weights"][str(WEIGHTS[0])] for *_, r in cells for c in CRITERIA):
         lines[-1:-1] = ["- criteria, none reads labels: `stability` = mean ARI between KMeans runs on two 80% "
                         "subsamples (on the texts both hold); `silhouette` = cosine silhouette of the clustering in "
@@ -148,7 +208,7 @@ def render(data: dict) -> str:
                         "interpretation-only clusterings",
                         "- `oracle` = the w with the best ACC (reads labels; a bound, not a method)"]
     lines += ["## ACC by weight", "",
-              "| dataset | run | kmeans | " + " | ".join(c if c in (*RULES, "base") else f"w={c}" for c in columns) + " |",
+              "| dataset | run | kmeans | " + " | ".join(c if c in NAMED else f"w={c}" for c in columns) + " |",
               "|---|---|---:|" + "---:|" * len(columns)]
     for dataset, run, r in cells:
         best = max(r["weights"][c]["acc"] for c in columns)
@@ -185,10 +245,12 @@ def render(data: dict) -> str:
             lines.append(f"| {dataset} | {run} | {reference:.1f} | " + " | ".join(row) + " |")
     for c in columns:
         if c != DEFAULT:
-            gains[c if c in (*RULES, "base") else f"fixed w={c}"] = [r["weights"][c]["acc"] - r["weights"][DEFAULT]["acc"]
+            gains[c if c in NAMED else f"fixed w={c}"] = [r["weights"][c]["acc"] - r["weights"][DEFAULT]["acc"]
                                                          for *_, r in cells]
     lines += ["", f"Mean ACC change against the default w = {DEFAULT}, over the runs above:", ""]
     lines += [f"- `{n}`: {_vs(g)}" for n, g in gains.items() if g]
+    if data.get("anchor"):
+        lines += anchor_test(cells)
     with_base = [(r, r["kmeans_acc"]) for *_, r in cells if r.get("kmeans_acc") is not None]
     if with_base:
         lines += ["", "Against the tier's `kmeans` cell of the same dataset and seed (ACC points):", ""]
@@ -211,9 +273,13 @@ def main() -> None:
                         help="label-free criteria to score each w by (none: --criteria alone)")
     parser.add_argument("--base", action="store_true",
                         help="also cluster the base embedder's f(x) alone (plain embed + KMeans)")
+    parser.add_argument("--anchor", action="store_true",
+                        help="with --base: also cluster `anchor` and `wise`, lever 8's ways of keeping the base embedder")
     parser.add_argument("--only", nargs="+", default=None, metavar="DATASET", help="only these datasets")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.anchor and not args.base:
+        raise SystemExit("bench/represent.py: --anchor compares with the base embedder; add --base")
     if len(args.tier) > 1 and not args.name:
         raise SystemExit("bench/represent.py: several --tier need --name, the results file name")
     roots = [(tier, runs / tier) for tier in args.tier for runs in args.runs]
@@ -224,7 +290,8 @@ def main() -> None:
     before = read_json(out.with_suffix(".json")) if out.with_suffix(".json").exists() else {}
     settings = {"seeds": args.seeds, "weights": list(WEIGHTS), "rules": list(RULES), "gate_margin": GATE_MARGIN,
                 "kmeans_init": args.kmeans_init,
-                "criteria": args.criteria, **({"base": True} if args.base else {})}
+                "criteria": args.criteria, **({"base": True} if args.base else {}),
+                **({"anchor": True} if args.anchor else {})}
     if any(before.get(k) != v for k, v in settings.items()):
         before = {}  # other KMeans seeds, weights or rules: nothing can be reused
     provenance = stamp()
@@ -253,7 +320,7 @@ def main() -> None:
                     old = before.get("results", {}).get(dataset_dir.name, {}).get(name)
                     digest = summary_digest(run)
                     if old is None or old.get("summary_sha256") != digest:
-                        old = measure(run, args.seeds, commit, digest, args.kmeans_init, args.criteria, args.base)
+                        old = measure(run, args.seeds, commit, digest, args.kmeans_init, args.criteria, args.base, args.anchor)
                         print(dataset_dir.name, name, {w: round(v["acc"], 1) for w, v in old["weights"].items()},
                               file=sys.stderr, flush=True)
                     old["kmeans_acc"] = baselines[tier].get((dataset_dir.name, run_seed))
