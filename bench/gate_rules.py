@@ -13,7 +13,7 @@ the midpoint between that run's stability and the lowest of those fooled runs'. 
 applied to the confirmation group. ACC is each represent file's: equal KMeans draws for every column.
 
     python bench/gate_rules.py --choose represent-design-cpu represent-dev-s23-cpu represent-strong-text-1.5b-cpu \\
-        --confirm represent-confirmation-cpu represent-llm-1.5b-confirm-cpu     # -> docs/results/gate-rules.*
+        represent-anchor-cpu --confirm represent-confirmation-cpu represent-llm-1.5b-confirm-cpu     # -> docs/results/gate-rules.*
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ the final clustering: ``anchor``, the gate's representation beside the base f(x)
     python bench/represent.py --tier levers-cpu --run-seeds 0 1 --seeds 0 1 2 --criteria
     python bench/represent.py --tier cpu --run-seeds 0 1 --base --criteria stability --only bank77 goemo
     python bench/represent.py --tier echo-cpu reply-cpu --name represent-dev-cpu --criteria
+    python bench/represent.py --tier anchor-cpu --base --anchor --criteria stability --run-seeds 5 --kmeans-init 10
 
 A run measured before is not measured again while its `summary.json` is unchanged, so the
 script can follow a tier that is still running.
