@@ -76,7 +76,8 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
     model = CoEvolution.load(run_dir)
     cfg, last = model.config, model.config.effective_rounds
     interpretations = model.folder_.interpretations(last)
-    text_vec, interp_vec, owner = model.context_.embed_all(model.context_.embedder(last), interpretations)
+    final_embedder = model.context_.embedder(last)
+    text_vec, interp_vec, owner = model.context_.embed_all(final_embedder, interpretations)
     interp_mean, counts = mean_by_owner(interp_vec, owner, len(model.texts_))
     agreeing, mean_agreement = agreement_weights(interp_vec, owner, len(model.texts_), float(DEFAULT))
     rows = {}
@@ -89,9 +90,9 @@ def measure(run_dir: Path, seeds: list[int], commit: str, digest: str, n_init: i
         base_text = embed(base_embedder, model.texts_, progress=False)
         representations["base"] = represent(base_text, None)
     if anchor:
-        gate_z = represent(text_vec, interp_mean, counts, weight=gate_w)
+        gate_z = representations[str(gate_w)]  # the gate takes one of the fixed weights
         representations["anchor"] = np.hstack([gate_z, representations["base"]]) / np.sqrt(2.0)
-        wise_embedder = averaged_embedder(base_embedder, model.context_.embedder(last))
+        wise_embedder = averaged_embedder(base_embedder, final_embedder)
         wise_text, wise_interp, _ = model.context_.embed_all(wise_embedder, interpretations)
         wise_mean, _ = mean_by_owner(wise_interp, owner, len(model.texts_))
         wise_w, wise_test = gate_interp_weight(wise_text, wise_mean, counts, cfg.n_clusters, float(DEFAULT),
