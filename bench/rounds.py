@@ -1,22 +1,25 @@
 """Which round should a run's final clustering read? Each finished `full` run of a bench tier
-(T = 2), clustered again on every candidate below at the same KMeans seeds, so that two
-columns differ by the representation and not by the draw of one KMeans:
+(T = 2 or more rounds), clustered again on every candidate below at the same KMeans seeds, so that
+two columns differ by the representation and not by the draw of one KMeans:
 
 - ``base``: the base embedder's f(x) alone, what plain embed + KMeans clusters;
-- ``round1``: round 1's representation (its embedder, its interpretations, the weight its gate
-  took). It is what a run with ``rounds = 1`` clusters: no step of round 1 reads the adapter
-  that round 1's DPO step trains;
-- ``round2``: round 2's, what the run clusters (the default);
-- ``round1+round2``: both side by side (each a unit row, the pair normalised again);
+- ``round1`` ... ``roundT``: round r's representation (its embedder, its interpretations, the weight
+  its gate took). Round r is what a run with ``rounds = r`` clusters: no step of a round reads the
+  adapter that the round's own DPO step trains, so a run of T rounds holds its shorter twins; the
+  last is what the run clusters (the default);
+- ``round1+round2``: the first two side by side (each a unit row, the pair normalised again);
 - ``round2+base``: round 2's beside the base f(x), the text as the untrained embedder reads it.
 
 Two label-free rules choose between the rounds:
 
-- ``round-gate``: round 2, unless round 1's clusters are more reproducible than round 2's by
-  more than ``GATE_MARGIN`` standard errors (the resampling stability ``represent gate`` uses:
-  both rounds clustered on the same subsample pairs);
-- ``no-round-after-back-off``: round 1 where round 2's LLM was backed off to the base model
-  (round 2 then trains the embedder again on answers round 1 already used).
+- ``round-gate``: the last round, unless the round before it clusters more reproducibly by more
+  than ``GATE_MARGIN`` standard errors (the resampling stability ``represent gate`` uses: both
+  rounds clustered on the same subsample pairs);
+- ``no-round-after-back-off``: the round before the last where the last round's LLM was backed
+  off to the base model (the last round then trains the embedder again on answers already used).
+
+Where the runs made three rounds or more, the report ends with the test that
+``bench/configs/rounds3-cpu.toml`` wrote before its runs: the last round against the one before.
 
 Beside them stand the run's own ACC per round (one KMeans each, as the tier's table has it) and
 the tier's `kmeans` cell. With ``--groups`` (a tier config's ``[groups]``) the summary is given
@@ -44,20 +47,29 @@ from coevo.bench.remeasure import acc_at_draws, add_run_arguments, group_runs, p
 from coevo.bench.results import results_dir
 from coevo.clustering import GATE_MARGIN, GATE_PAIRS, clearly_leads, normalize
 
-CANDIDATES = ("base", "round1", "round2", "round1+round2", "round2+base")
+SIDE_BY_SIDE = ("round1+round2", "round2+base")
 RULES = ("round-gate", "no-round-after-back-off")
+
+
+def candidates(rounds: int) -> tuple[str, ...]:
+    """The columns of a run of ``rounds`` rounds: the base, each round, the side-by-side views."""
+    return ("base", *(f"round{r}" for r in range(1, rounds + 1)), *SIDE_BY_SIDE)
+
+
+def rounds_of(run: dict) -> int:
+    return run.get("rounds", 2)  # results measured before runs of three rounds were read hold two
 
 
 def side_by_side(*views: np.ndarray) -> np.ndarray:
     return normalize(np.concatenate([normalize(v) for v in views], axis=1))
 
 
-def round_gate(round1: np.ndarray, round2: np.ndarray) -> tuple[str, dict]:
-    """Round 2, unless round 1's stability leads by more than ``GATE_MARGIN`` standard errors of the
-    pair-by-pair differences (ARI per subsample pair, the same pairs for both rounds): the gate's test."""
-    round1_earns, lead = clearly_leads(round1, round2)
-    return ("round1" if round1_earns else "round2"), {"round1": float(round1.mean()), "round2": float(round2.mean()),
-                                                        **lead}
+def round_gate(previous: np.ndarray, last: np.ndarray, rounds: int = 2) -> tuple[str, dict]:
+    """The last round, unless the one before's stability leads by more than ``GATE_MARGIN`` standard errors
+    of the pair-by-pair differences (ARI per subsample pair, the same pairs for both rounds): the gate's test."""
+    earlier, later = f"round{rounds - 1}", f"round{rounds}"
+    previous_earns, lead = clearly_leads(previous, last)
+    return (earlier if previous_earns else later), {earlier: float(previous.mean()), later: float(last.mean()), **lead}
 
 
 def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
@@ -68,22 +80,25 @@ def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
     started = time.perf_counter()
     model = CoEvolution.load(run_dir)
     cfg, ctx, k = model.config, model.context_, model.n_clusters_
-    if cfg.effective_rounds != 2:
-        raise SystemExit(f"bench/rounds.py: {run_dir} ran {cfg.effective_rounds} rounds; this script compares two")
+    rounds = cfg.effective_rounds
+    if rounds < 2:
+        raise SystemExit(f"bench/rounds.py: {run_dir} ran one round; this script compares rounds")
     views = {"base": embed(ctx.embedder(0), model.texts_, progress=False),
-             "round1": ctx.representation(1).z, "round2": ctx.representation(2).z}
+             **{f"round{r}": ctx.representation(r).z for r in range(1, rounds + 1)}}
     views["round1+round2"] = side_by_side(views["round1"], views["round2"])
     views["round2+base"] = side_by_side(views["round2"], views["base"])
-    test_seed = step_seed(cfg.seed, 2, "cluster")
+    earlier, last = f"round{rounds - 1}", f"round{rounds}"
+    test_seed = step_seed(cfg.seed, rounds, "cluster")
     pool, subsets = gate_subsamples(len(model.texts_), seed=test_seed)
     gate_pick, gate_test = round_gate(*(stability_aris(views[r][pool], k, subsets, seed=test_seed, n_init=5)
-                                        for r in ("round1", "round2")))
-    backed_off = model.history_[1].get("backed_off") is not None
-    return {"seconds": time.perf_counter() - started,
+                                        for r in (earlier, last)), rounds=rounds)
+    backed_off = model.history_[rounds - 1].get("backed_off") is not None
+    # every tier is clustered at round 2's draws, so runs of two and of three rounds meet at the same draws
+    return {"seconds": time.perf_counter() - started, "rounds": rounds,
             "backed_off": backed_off, "run_acc": {f"round{r['round']}": r["metrics"]["acc"] for r in model.history_},
             **acc_at_draws(views, model.gold_, k, seeds=seeds, n_init=n_init, round_index=2),
             "stability": gate_test,
-            "picks": {"round-gate": gate_pick, "no-round-after-back-off": "round1" if backed_off else "round2"}}
+            "picks": {"round-gate": gate_pick, "no-round-after-back-off": earlier if backed_off else last}}
 
 
 def column(run: dict, name: str) -> float:
@@ -93,6 +108,8 @@ def column(run: dict, name: str) -> float:
 
 def render(data: dict) -> str:
     runs = [(dataset, name, r) for dataset, by_run in data["results"].items() for name, r in by_run.items()]
+    shortest = min((rounds_of(r) for _, _, r in runs), default=2)
+    columns = candidates(max((rounds_of(r) for _, _, r in runs), default=2))
     lines = [f"# Which round the final clustering should read: the `full` runs of tier `{data['tier']}`", "",
              "Written by `bench/rounds.py`; do not edit by hand.", "",
              f"- commits {', '.join(f'`{c}`' for c in data['commits'])}, last run {data['date']}, machine: "
@@ -100,34 +117,61 @@ def render(data: dict) -> str:
              f"- each finished `full` run of seeds {data['run_seeds']} clustered again on every candidate at KMeans "
              f"seeds {data['seeds']}, {data['kmeans_init']} restarts each; ACC in %, the mean over those seeds, so "
              "two columns of a row differ by the representation, not by the draw of one KMeans",
-             "- `base`: the base embedder's f(x) alone (what `kmeans` clusters); `round1`: round 1's representation, "
-             "what a run with rounds = 1 clusters; `round2`: what the run clusters (the default); `round1+round2` and "
-             "`round2+base`: the two side by side, each a unit row",
-             f"- `round-gate`: round 2 unless round 1's clusters are more reproducible (mean ARI over {GATE_PAIRS} "
-             f"pairs of 80% subsamples, both rounds on the same pairs) by more than {GATE_MARGIN:g} standard error "
-             "of the paired differences; `no-round-after-back-off`: round 1 where round 2's LLM was backed off. "
-             "Neither reads labels",
-             "- `run r1 → r2`: the run's own ACC per round, one KMeans each, as the tier's table has it; `kmeans`: "
-             "the tier's `kmeans` cell of the same dataset and seed", "",
+             "- `base`: the base embedder's f(x) alone (what `kmeans` clusters); `round1`, `round2`, ...: round r's "
+             "representation, what a run with rounds = r clusters; the last round is what the run clusters (the "
+             "default); `round1+round2` and `round2+base`: the two side by side, each a unit row",
+             f"- `round-gate`: the last round unless the round before clusters more reproducibly (mean ARI over "
+             f"{GATE_PAIRS} pairs of 80% subsamples, both rounds on the same pairs) by more than {GATE_MARGIN:g} "
+             "standard error of the paired differences; `no-round-after-back-off`: the round before the last where "
+             "the last round's LLM was backed off. Neither reads labels",
+             "- `run by round`: the run's own ACC per round, one KMeans each, as the tier's table has it; `kmeans`: "
+             "the tier's `kmeans` cell of the same dataset and seed; `stability`: the last two rounds'", "",
              "## Every run", "",
-             "| dataset | run | back-off | run r1 → r2 | kmeans | " + " | ".join(CANDIDATES)
-             + " | stability r1 / r2 | round-gate | no-round-after-back-off |",
-             "|---|---|---|---|---:|" + "---:|" * len(CANDIDATES) + "---|---|---|"]
+             "| dataset | run | back-off | run by round | kmeans | " + " | ".join(columns)
+             + " | stability | round-gate | no-round-after-back-off |",
+             "|---|---|---|---|---:|" + "---:|" * len(columns) + "---|---|---|"]
     for dataset, name, r in runs:
-        base = r.get("kmeans_acc")
-        s = r["stability"]
+        base, s, last = r.get("kmeans_acc"), r["stability"], rounds_of(r)
         lines.append(f"| {dataset} | {name} | {'yes' if r['backed_off'] else '-'} | "
-                     f"{r['run_acc']['round1']:.1f} → {r['run_acc']['round2']:.1f} | "
-                     f"{'-' if base is None else f'{base:.1f}'} | "
-                     + " | ".join(f"{r['acc'][c]:.1f}" for c in CANDIDATES)
-                     + f" | {s['round1']:.3f} / {s['round2']:.3f} | {r['picks']['round-gate']} | "
+                     + " → ".join(f"{r['run_acc'][f'round{i}']:.1f}" for i in range(1, last + 1))
+                     + f" | {'-' if base is None else f'{base:.1f}'} | "
+                     + " | ".join(f"{r['acc'][c]:.1f}" if c in r["acc"] else "-" for c in columns)
+                     + f" | {s[f'round{last - 1}']:.3f} / {s[f'round{last}']:.3f} | {r['picks']['round-gate']} | "
                      f"{r['picks']['no-round-after-back-off']} |")
     lines += ["", "## By dataset and group", ""]
     for title, runs_of_group in group_runs(data):
-        lines += paired_summary(title, runs_of_group, [*CANDIDATES, *RULES], column)
+        lines += paired_summary(title, runs_of_group, [*candidates(shortest), *RULES], column)
+    if shortest >= 3:
+        lines += render_last_round_test([r for _, _, r in runs], shortest)
     if data.get("beside"):
         lines += render_beside(data)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def last_round_test(runs: list[dict], rounds: int) -> dict:
+    """The adoption test of ``bench/configs/rounds3-cpu.toml``, written before its runs: round ``rounds``
+    against the round before, per run at the same KMeans draws."""
+    later, earlier = f"round{rounds}", f"round{rounds - 1}"
+    gains = [r["acc"][later] - r["acc"][earlier] for r in runs]
+    lowest = {c: min(r["acc"][c] - r["acc"]["base"] for r in runs) for c in (earlier, later)}
+    checks = {"mean gain at least +0.5": float(np.mean(gains)) >= 0.5,
+              "above on more than half of the runs": sum(g > 0 for g in gains) > len(gains) / 2,
+              "lowest against base within 0.5 of the round before's": lowest[later] >= lowest[earlier] - 0.5}
+    return {"mean_gain": float(np.mean(gains)), "above": sum(g > 0 for g in gains), "runs": len(gains),
+            "lowest": lowest, "checks": checks, "adopted": all(checks.values())}
+
+
+def render_last_round_test(runs: list[dict], rounds: int) -> list[str]:
+    test = last_round_test(runs, rounds)
+    later, earlier = f"round{rounds}", f"round{rounds - 1}"
+    lines = [f"## `{later}` against `{earlier}`: the test written before the runs", "",
+             f"Over the {test['runs']} runs, at the same KMeans draws: `{later}` − `{earlier}` is "
+             f"{test['mean_gain']:+.2f} on the mean, above on {test['above']} of {test['runs']}; the lowest difference "
+             f"to `base` is {test['lowest'][later]:+.2f} for `{later}` and {test['lowest'][earlier]:+.2f} for `{earlier}`.", ""]
+    lines += [f"- {name}: {'yes' if ok else 'no'}" for name, ok in test["checks"].items()]
+    verdict = (f"**adopted**: the tier moves to T = {rounds}" if test["adopted"]
+               else f"**not adopted**: the tier stays at T = {rounds - 1}")
+    return lines + ["", verdict, ""]
 
 
 def render_beside(data: dict) -> list[str]:
@@ -180,7 +224,7 @@ def main() -> None:
     args = parser.parse_args()
     beside = beside_runs(args.beside, args.seeds, args.kmeans_init) if args.beside else None
     remeasure_runs("bench/rounds.py", "rounds", args,
-                   settings={"candidates": list(CANDIDATES), "rules": list(RULES), "gate_margin": GATE_MARGIN},
+                   settings={"rules": list(RULES), "gate_margin": GATE_MARGIN},
                    context={"beside": beside},
                    measure=lambda run: measure(run, args.seeds, args.kmeans_init), render=render,
                    describe=lambda r: ({c: round(v, 1) for c, v in r["acc"].items()}, r["picks"]))

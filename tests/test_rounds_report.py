@@ -74,3 +74,32 @@ def test_beside_pairs_runs_of_the_same_dataset_and_seed_and_drops_those_on_anoth
     text = module.render(data).split("## Beside tier `cpu`")[1]
     assert "| fewrel | 1 | 30.0 | 35.0 | **38.0** |" in text and "| goemo |" not in text
     assert "- `round2`: mean +3.00; above on 1 of 1, more than 1.0 below on 0, lowest +3.00" in text
+
+
+def test_runs_of_three_rounds_meet_the_test_written_before_them():
+    module = _rounds()
+
+    def three(acc: dict, gate_pick: str = "round3") -> dict:
+        return {"acc": {**acc, "round1+round2": 0.0, "round2+base": 0.0}, "rounds": 3, "backed_off": False,
+                "run_acc": {"round1": 40.0, "round2": 41.0, "round3": 42.0}, "kmeans_acc": 39.0,
+                "stability": {"round2": 0.5, "round3": 0.6, "lead": 0.1, "lead_se": 0.01},
+                "picks": {"round-gate": gate_pick, "no-round-after-back-off": "round3"}}
+
+    rose = three({"base": 40.0, "round1": 41.0, "round2": 42.0, "round3": 46.0})
+    held = three({"base": 30.0, "round1": 31.0, "round2": 33.0, "round3": 33.5})
+    fell = three({"base": 50.0, "round1": 50.0, "round2": 50.0, "round3": 48.0})  # round 3 takes it 2 below base
+    test = module.last_round_test([rose, held], 3)
+    assert test["adopted"] and test["mean_gain"] == pytest.approx(2.25) and test["above"] == 2
+    test = module.last_round_test([rose, held, fell], 3)
+    assert not test["adopted"] and test["lowest"] == {"round2": 0.0, "round3": -2.0}
+    assert test["checks"] == {"mean gain at least +0.5": True, "above on more than half of the runs": True,
+                              "lowest against base within 0.5 of the round before's": False}
+    data = {"tier": "t", "commits": ["abc1234"], "date": "2026-12-07", "machine": "Test CPU", "seconds": 2.0,
+            "run_seeds": [5], "seeds": [0, 1, 2], "kmeans_init": 10, "groups": None,
+            "results": {"bank77": {"full (default), seed 5": rose}, "goemo": {"full (default), seed 5": held},
+                        "clinc_domain": {"full (default), seed 5": fell}}}
+    text = module.render(data)
+    assert "| bank77 | full (default), seed 5 | - | 40.0 → 41.0 → 42.0 | 39.0 | 40.0 | 41.0 | 42.0 | 46.0 |" in text
+    assert "- `round3`: mean +2.50; above on 2 of 3, more than 1.0 below on 1, lowest -2.00" in text
+    assert "## `round3` against `round2`: the test written before the runs" in text
+    assert "**not adopted**: the tier stays at T = 2" in text
