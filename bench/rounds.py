@@ -93,11 +93,14 @@ def measure(run_dir: Path, seeds: list[int], n_init: int) -> dict:
     gate_pick, gate_test = round_gate(*(stability_aris(views[r][pool], k, subsets, seed=test_seed, n_init=5)
                                         for r in (earlier, last)), rounds=rounds)
     backed_off = model.history_[rounds - 1].get("backed_off") is not None
+    steps = model.folder_.state().get("seconds", {})
+    twin_lacks = {f"{earlier}/dpo", *(k for k in steps if k.startswith(f"{last}/"))}  # what a run one round shorter skips
     # every tier is clustered at round 2's draws, so runs of two and of three rounds meet at the same draws
     return {"seconds": time.perf_counter() - started, "rounds": rounds,
             "backed_off": backed_off, "run_acc": {f"round{r['round']}": r["metrics"]["acc"] for r in model.history_},
             **acc_at_draws(views, model.gold_, k, seeds=seeds, n_init=n_init, round_index=2),
             "stability": gate_test,
+            "step_seconds": {"run": sum(steps.values()), "shorter_twin": sum(v for k, v in steps.items() if k not in twin_lacks)},
             "picks": {"round-gate": gate_pick, "no-round-after-back-off": earlier if backed_off else last}}
 
 
@@ -157,8 +160,11 @@ def last_round_test(runs: list[dict], rounds: int) -> dict:
     checks = {"mean gain at least +0.5": float(np.mean(gains)) >= 0.5,
               "above on more than half of the runs": sum(g > 0 for g in gains) > len(gains) / 2,
               "lowest against base within 0.5 of the round before's": lowest[later] >= lowest[earlier] - 0.5}
+    timed = [r["step_seconds"] for r in runs if "step_seconds" in r]
+    cost = {"run_minutes": sum(t["run"] for t in timed) / 60, "twin_minutes": sum(t["shorter_twin"] for t in timed) / 60,
+            "runs": len(timed)}
     return {"mean_gain": float(np.mean(gains)), "above": sum(g > 0 for g in gains), "runs": len(gains),
-            "lowest": lowest, "checks": checks, "adopted": all(checks.values())}
+            "lowest": lowest, "checks": checks, "adopted": all(checks.values()), "cost": cost}
 
 
 def render_last_round_test(runs: list[dict], rounds: int) -> list[str]:
@@ -169,6 +175,12 @@ def render_last_round_test(runs: list[dict], rounds: int) -> list[str]:
              f"{test['mean_gain']:+.2f} on the mean, above on {test['above']} of {test['runs']}; the lowest difference "
              f"to `base` is {test['lowest'][later]:+.2f} for `{later}` and {test['lowest'][earlier]:+.2f} for `{earlier}`.", ""]
     lines += [f"- {name}: {'yes' if ok else 'no'}" for name, ok in test["checks"].items()]
+    cost = test["cost"]
+    if cost["runs"] and cost["twin_minutes"]:
+        lines += ["", f"Cost (the runs' own step timings, {cost['runs']} runs): {cost['run_minutes']:.1f} minutes in all; "
+                      f"the steps a run of {rounds - 1} rounds makes took {cost['twin_minutes']:.1f} of them, so the last "
+                      f"round and the DPO step before it cost {cost['run_minutes'] / cost['twin_minutes']:.2f} times "
+                      "the shorter run's time"]
     verdict = (f"**adopted**: the tier moves to T = {rounds}" if test["adopted"]
                else f"**not adopted**: the tier stays at T = {rounds - 1}")
     return lines + ["", verdict, ""]

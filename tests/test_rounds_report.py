@@ -83,6 +83,7 @@ def test_runs_of_three_rounds_meet_the_test_written_before_them():
         return {"acc": {**acc, "round1+round2": 0.0, "round2+base": 0.0}, "rounds": 3, "backed_off": False,
                 "run_acc": {"round1": 40.0, "round2": 41.0, "round3": 42.0}, "kmeans_acc": 39.0,
                 "stability": {"round2": 0.5, "round3": 0.6, "lead": 0.1, "lead_se": 0.01},
+                "step_seconds": {"run": 900.0, "shorter_twin": 600.0},
                 "picks": {"round-gate": gate_pick, "no-round-after-back-off": "round3"}}
 
     rose = three({"base": 40.0, "round1": 41.0, "round2": 42.0, "round3": 46.0})
@@ -103,3 +104,4 @@ def test_runs_of_three_rounds_meet_the_test_written_before_them():
     assert "- `round3`: mean +2.50; above on 2 of 3, more than 1.0 below on 1, lowest -2.00" in text
     assert "## `round3` against `round2`: the test written before the runs" in text
     assert "**not adopted**: the tier stays at T = 2" in text
+    assert "45.0 minutes in all; the steps a run of 2 rounds makes took 30.0 of them" in text and "1.50 times" in text
