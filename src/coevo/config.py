@@ -65,7 +65,7 @@ class CoEvoConfig:
     instruction: str | None = setting(None, "Your own instruction for the LLM, replacing the task's.", METHOD)
     method: str = setting("full", "The method or an ablation.", METHOD)
     # 2, not the paper's 3: with the CPU default pair a third round's DPO narrows the answers further and
-    # lost 7.5 ACC on CLINC(D) at 1.8 times the cost (docs/results/rounds-rounds3-cpu.md)
+    # lost 7.5 ACC on CLINC(D) and 2.1 on GoEmo at 1.7 times the cost (docs/results/rounds-rounds3-cpu.md)
     rounds: int = setting(2, "Co-evolution rounds T.", METHOD)
     llm: str = setting(DEFAULT_LLM, "LLM: a packaged name, a hub id or a local folder.", MODELS)
     embedder: str = setting(DEFAULT_EMBEDDER, "Embedding model: a packaged name, a hub id or a local folder.", MODELS)
