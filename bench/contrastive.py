@@ -10,7 +10,11 @@ as ``base`` (the base embedder's f(x) alone, what plain embed + KMeans clusters)
   of the replay (at the same draws it equals ``round2`` of ``bench/rounds.py``);
 - ``gist``: GISTEmbedLoss with the base embedder as guide (issue 13, lever 1: an in-batch
   negative the guide finds closer to the anchor than its positive is dropped);
-- ``lr=1e-5`` / ``lr=4e-5``: half and twice the learning rate, a dose of training either way.
+- ``lr=1e-5`` / ``lr=4e-5``: half and twice the learning rate, a dose of training either way;
+- ``one-per-cluster``: batches with at most one text of each of the select step's clusters, so no
+  in-batch negative shares the anchor's current cluster (issue 13, lever 1b;
+  bench/configs/negatives-cpu.toml holds its adoption test). A run folder written before positives
+  recorded their cluster has the select step's clustering built again as the step built it.
 
 Each setting gives two columns: the final representation (what the run would cluster) and
 ``<setting> · text``, the trained f(x) alone. Only the contrastive step changes: round 2's
@@ -18,6 +22,8 @@ answers and pairs are those the run drew with its own round-1 embedder, so a set
 on the embedder's training alone; a run with it would also select round 2's pairs with its own.
 
     python bench/contrastive.py --tier cpu --run-seeds 2 3 4 --groups bench/configs/cpu.toml
+
+``--rounds 2`` replays the first two rounds of runs of more rounds (which equal a two-round run).
 
 A run measured before is not measured again while its `summary.json` is unchanged.
 """
@@ -29,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from coevo.bench.remeasure import acc_at_draws, add_run_arguments, group_runs, paired_summary, remeasure_runs
 
 SETTINGS = {
@@ -36,8 +44,38 @@ SETTINGS = {
     "gist": {"contrastive_loss": "gist"},
     "lr=1e-5": {"contrastive_learning_rate": 1e-5},
     "lr=4e-5": {"contrastive_learning_rate": 4e-5},
+    "one-per-cluster": {"contrastive_batches": "one-per-cluster"},
 }
 """Each setting: the ``CoEvoConfig`` fields it changes in the run's own config."""
+
+
+ADOPTION = ("one-per-cluster", "as run")
+"""The candidate and reference of the adoption test bench/configs/negatives-cpu.toml wrote before its runs."""
+
+
+def adoption_test(data: dict, candidate: str, reference: str) -> dict:
+    """negatives-cpu.toml's test over every run of the file: ``candidate`` minus ``reference`` at the same draws has
+    a mean of at least +0.5 and is above on more than half of the runs, and the candidate's lowest difference to
+    ``base`` is no lower than the reference's lowest minus 0.5."""
+    runs = [r["acc"] for by_run in data["results"].values() for r in by_run.values()]
+    diffs = [acc[candidate] - acc[reference] for acc in runs]
+    lowest = {name: min(acc[name] - acc["base"] for acc in runs) for name in (candidate, reference)}
+    clauses = {"mean >= +0.5": float(np.mean(diffs)) >= 0.5, "above on more than half": 2 * sum(d > 0 for d in diffs) > len(diffs),
+               "lowest against base within 0.5": lowest[candidate] >= lowest[reference] - 0.5}
+    return {"runs": len(runs), "mean": float(np.mean(diffs)), "above": sum(d > 0 for d in diffs), "lowest": lowest,
+            "clauses": clauses, "adopted": all(clauses.values())}
+
+
+def render_adoption(test: dict, candidate: str, reference: str) -> list[str]:
+    verdict = (f"**adopted**: `{candidate}` becomes the default, to be confirmed on the confirmation half"
+               if test["adopted"] else f"**not adopted**: the default stays `{reference}`")
+    return ["## The adoption test (bench/configs/negatives-cpu.toml, written before the runs)", "",
+            f"- `{candidate}` minus `{reference}` over {test['runs']} runs: mean {test['mean']:+.2f}, above on "
+            f"{test['above']} of {test['runs']}",
+            f"- lowest difference to `base`: `{candidate}` {test['lowest'][candidate]:+.2f}, `{reference}` "
+            f"{test['lowest'][reference]:+.2f}",
+            "- clauses: " + "; ".join(f"{name}: {'holds' if ok else 'fails'}" for name, ok in test["clauses"].items()),
+            f"- verdict: {verdict}", ""]
 
 
 def columns(settings: list[str]) -> list[str]:
@@ -56,20 +94,25 @@ def retrain(ctx, config, rounds: int):
         positives = read_jsonl(ctx.folder.round(r) / "positives.jsonl")
         if not positives:  # the step leaves the embedder as it was
             continue
+        clusters = ctx.positive_clusters(r, positives) if config.contrastive_batches == "one-per-cluster" else None
         with tempfile.TemporaryDirectory() as scratch:
             train_contrastive(embedder, [ctx.texts[p["text_index"]] for p in positives], [p["chosen"] for p in positives],
                               scratch, settings=ContrastiveSettings.from_config(config, step_seed(config.seed, r, "contrastive")),
-                              guide=guide, progress=False)
+                              guide=guide, clusters=clusters, progress=False)
     return embedder
 
 
-def measure(run_dir: Path, settings: list[str], seeds: list[int], n_init: int) -> dict:
+def measure(run_dir: Path, settings: list[str], seeds: list[int], n_init: int, last_round: int | None = None) -> dict:
     from coevo import CoEvolution
     from coevo.clustering import embed, normalize
 
     started = time.perf_counter()
     model = CoEvolution.load(run_dir)
     cfg, ctx, k, rounds = model.config, model.context_, model.n_clusters_, model.config.effective_rounds
+    if last_round is not None and last_round < rounds:
+        rounds, run_acc = last_round, model.history_[last_round - 1]["metrics"]["acc"]
+    else:
+        run_acc = model.history_[-1]["metrics"]["acc"]
     views = {"base": embed(ctx.embedder(0), model.texts_, progress=False)}
     weights = {}
     for name in settings:
@@ -78,14 +121,15 @@ def measure(run_dir: Path, settings: list[str], seeds: list[int], n_init: int) -
         final = ctx.representation(rounds, embedder=trained)
         views[name], weights[name] = final.z, final.weight["interp_weight"]
         views[f"{name} · text"] = normalize(final.text_vec)  # what `represent text` clusters
-    return {"seconds": time.perf_counter() - started, "run_acc": model.history_[-1]["metrics"]["acc"],
+    return {"seconds": time.perf_counter() - started, "run_acc": run_acc, "rounds": rounds,
             "weights": weights, **acc_at_draws(views, model.gold_, k, seeds=seeds, n_init=n_init, round_index=rounds)}
 
 
 def render(data: dict) -> str:
     settings, cols = data["settings"], columns(data["settings"])
-    lines = [f"# How the contrastive step's training changes the final clustering: the `full` runs of tier "
-             f"`{data['tier']}`", "",
+    tiers = [data["tier"], *data.get("with_tiers", [])]
+    lines = [f"# How the contrastive step's training changes the final clustering: the `full` runs of tier"
+             f"{'s' if len(tiers) > 1 else ''} " + ", ".join(f"`{t}`" for t in tiers), "",
              "Written by `bench/contrastive.py`; do not edit by hand.", "",
              f"- commits {', '.join(f'`{c}`' for c in data['commits'])}, last run {data['date']}, machine: "
              f"{data['machine']}; {data['seconds']:.0f} s of measuring in all",
@@ -94,7 +138,8 @@ def render(data: dict) -> str:
              "representation built from it and the run's last-round interpretations by the run's own `represent` rule "
              f"(its gate test run afresh); clustered at KMeans seeds {data['seeds']}, {data['kmeans_init']} restarts "
              "each, as is `base` (the base embedder's f(x) alone, what `kmeans` clusters); ACC in %, the mean over "
-             "those seeds",
+             "those seeds" + (f"; only the first {data['rounds']} rounds of each run replayed (what a run of "
+                              f"{data['rounds']} rounds would have clustered)" if data.get("rounds") else ""),
              "- settings: " + "; ".join(f"`{s}`: " + (", ".join(f"{k} = {v}" for k, v in SETTINGS[s].items())
                                                          or "the run's own (a check: it rebuilds the run's embedder)")
                                         for s in settings),
@@ -115,17 +160,22 @@ def render(data: dict) -> str:
     lines += ["", "## By dataset and group", ""]
     for title, runs in group_runs(data):
         lines += paired_summary(title, runs, cols, lambda run, c: run["acc"][c], references=("base", settings[0]))
+    if all(name in settings for name in ADOPTION):
+        lines += render_adoption(adoption_test(data, *ADOPTION), *ADOPTION)
     return "\n".join(lines).rstrip() + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(parser)
-    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS),
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=["as run", "gist", "lr=1e-5", "lr=4e-5"],
                         help="contrastive settings to train with (the first is what the others are read against)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="replay only the first N rounds of each run (default: all of them)")
+    parser.add_argument("--name", default="contrastive", help="the results file's name, before -<tier>")
     args = parser.parse_args()
-    remeasure_runs("bench/contrastive.py", "contrastive", args, settings={"settings": args.settings},
-                   measure=lambda run: measure(run, args.settings, args.seeds, args.kmeans_init), render=render,
+    remeasure_runs("bench/contrastive.py", args.name, args, settings={"settings": args.settings, "rounds": args.rounds},
+                   measure=lambda run: measure(run, args.settings, args.seeds, args.kmeans_init, args.rounds), render=render,
                    describe=lambda r: {c: round(v, 1) for c, v in r["acc"].items()})
 
 

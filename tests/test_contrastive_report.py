@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 
 def _script():
@@ -55,3 +56,28 @@ def test_report_sets_each_setting_beside_the_base_and_the_runs_own_training_per_
     assert "- `gist`: mean -2.00; above on 0 of 1, more than 1.0 below on 1, lowest -2.00" in dev.split("Against `as run`")[1]
     assert "- `gist`: mean +2.50; above on 1 of 1" in confirmation.split("Against `as run`")[1]
     assert "| mtop_domain | 1 | **90.0** | 87.0 | 89.5 | 88.0 | 87.0 |" in confirmation
+    assert "adoption test" not in text  # only with both settings of negatives-cpu.toml's test
+
+
+def test_the_one_per_cluster_verdict_follows_the_pre_registered_clauses():
+    module = _script()
+
+    def data(*runs):
+        results = {f"set{i}": {"full (default), seed 5": {"acc": {"base": base, "as run": as_run, "one-per-cluster": cand},
+                                                         "run_acc": as_run, "kmeans_acc": None,
+                                                         "weights": {"as run": 0.5, "one-per-cluster": 0.5}}}
+                   for i, (base, as_run, cand) in enumerate(runs)}
+        return {"tier": "negatives-cpu", "with_tiers": ["rounds3-cpu"], "rounds": 2, "results": results}
+
+    # +1.0 and +0.5 over `as run`, -0.2 on the third: mean +0.43 < +0.5 fails clause 1 alone
+    failing = module.adoption_test(data((50, 52, 53), (40, 41, 41.5), (30, 29, 28.8)), "one-per-cluster", "as run")
+    assert failing["clauses"] == {"mean >= +0.5": False, "above on more than half": True,
+                                  "lowest against base within 0.5": True}
+    assert not failing["adopted"] and failing["above"] == 2 and failing["lowest"] == pytest.approx({"one-per-cluster": -1.2, "as run": -1.0})
+    adopted = module.adoption_test(data((50, 52, 54), (40, 41, 42), (30, 29, 28.6)), "one-per-cluster", "as run")
+    assert adopted["adopted"] and adopted["mean"] == pytest.approx(2.6 / 3)
+    lower_floor = module.adoption_test(data((50, 52, 56), (40, 41, 44), (30, 29, 28.4)), "one-per-cluster", "as run")
+    assert lower_floor["clauses"]["lowest against base within 0.5"] is False and not lower_floor["adopted"]
+    lines = module.render_adoption(failing, "one-per-cluster", "as run")
+    assert "- `one-per-cluster` minus `as run` over 3 runs: mean +0.43, above on 2 of 3" in lines
+    assert "**not adopted**" in lines[-2] and "mean >= +0.5: fails" in lines[-3]

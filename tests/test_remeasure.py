@@ -61,6 +61,24 @@ def test_a_run_is_measured_again_only_when_its_summary_or_the_settings_change(tm
     assert set(data["results"]) == {"fewrel", "mtop_domain"}
 
 
+def test_runs_of_other_tiers_join_the_file_named_by_their_tier_beside_their_own_kmeans(tmp_path, monkeypatch):
+    monkeypatch.setattr(remeasure, "results_dir", lambda: tmp_path / "results")
+    monkeypatch.setattr(remeasure, "kmeans_acc", lambda tier: {("fewrel", 2): 30.0} if tier == "other" else {})
+    for tier, dataset in (("no-such-1.5b-tier", "goemo"), ("other", "fewrel")):
+        run = tmp_path / "out" / tier / "default" / dataset / "full-seed2"
+        run.mkdir(parents=True)
+        (run / "summary.json").write_text("{}")
+    remeasure.remeasure_runs("test", "walk", _args(tmp_path / "out", with_tiers=["other"]), settings={},
+                             measure=lambda run: {"seconds": 1.0}, render=lambda data: "", describe=lambda r: None)
+    data = json.loads((tmp_path / "results" / "walk-no-such-1.5b-tier.json").read_text())
+    assert data["with_tiers"] == ["other"]
+    assert list(data["results"]["goemo"]) == ["full (default), seed 2"]
+    assert data["results"]["fewrel"]["full (default, tier other), seed 2"]["kmeans_acc"] == 30.0
+    with pytest.raises(SystemExit, match="no runs under .*missing; run `coevo bench bench/configs/missing.toml"):
+        remeasure.remeasure_runs("test", "walk", _args(tmp_path / "out", with_tiers=["missing"]), settings={},
+                                 measure=None, render=None, describe=None)
+
+
 def test_missing_runs_and_unreadable_groups_are_one_line_errors(tmp_path):
     with pytest.raises(SystemExit, match="no runs under .*no-such-1.5b-tier; run `coevo bench"):
         remeasure.remeasure_runs("test", "walk", _args(tmp_path), settings={}, measure=None, render=None, describe=None)

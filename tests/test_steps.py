@@ -93,6 +93,38 @@ def test_select_step_writes_pairs_that_prefer_the_dense_answers(tmp_path):
     assert "interp_only" in info  # gold labels were given, so the step reports them
 
 
+def test_positives_record_the_select_steps_cluster_and_an_older_folder_gets_it_built_again(tmp_path):
+    ctx = _context(tmp_path)
+    Select().run(ctx, 1)
+    positives = read_jsonl(ctx.folder.round(1) / "positives.jsonl")
+    recorded = [p["cluster"] for p in positives]
+    assert recorded == ctx.positive_clusters(1, positives)
+    assert len(set(recorded)) == ctx.n_clusters()
+    assert recorded == [int(ctx.selection_view(1).labels[p["text_index"]]) for p in positives]
+    written_before = [{k: v for k, v in p.items() if k != "cluster"} for p in positives]
+    assert ctx.positive_clusters(1, written_before) == recorded
+
+
+@pytest.mark.parametrize("batches, given", [("no-duplicates", False), ("one-per-cluster", True)])
+def test_the_contrastive_step_hands_the_clusters_over_only_for_one_per_cluster_batches(tmp_path, monkeypatch,
+                                                                                       batches, given):
+    import coevo.steps as steps
+
+    ctx = _context(tmp_path, contrastive_batches=batches)
+    Select().run(ctx, 1)
+    seen = {}
+
+    def train(embedder, anchors, positives, output_dir, *, settings, guide, clusters, progress):
+        seen.update(batches=settings.batches, clusters=clusters)
+        return {"loss_first": 1.0, "loss_last": 0.5}
+
+    monkeypatch.setattr(steps, "train_contrastive", train)
+    monkeypatch.setattr(steps, "atomic_publish_dir", lambda build, target: None)
+    steps.Contrastive().run(ctx, 1)
+    recorded = [p["cluster"] for p in read_jsonl(ctx.folder.round(1) / "positives.jsonl")]
+    assert seen == {"batches": batches, "clusters": recorded if given else None}
+
+
 @pytest.mark.parametrize("weight, follows_text", [(1.0, False), (0.0, True)])
 def test_select_interp_weight_sets_what_the_density_clusters(tmp_path, monkeypatch, weight, follows_text):
     """Half of each group answers like the other group: the joined view (weight 1) mixes the groups in

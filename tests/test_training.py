@@ -210,3 +210,20 @@ def test_a_round_whose_pairs_fit_in_one_step_still_trains_the_embedder(tmp_path,
                                 settings=ContrastiveSettings(batch_size=32, learning_rate=1e-4), progress=False)
     assert summary["steps"] == 1
     assert any(not torch.equal(before[name], value) for name, value in embedder.state_dict().items())
+
+
+def test_one_per_cluster_training_takes_the_batches_it_promised(tmp_path, demo_corpus):
+    # the trainer must run the sampler's batches: as many steps as one_per_cluster_batches builds
+    from coevo.contrastive import one_per_cluster_batches
+
+    anchors = demo_corpus.texts
+    positives = [f"{demo_corpus.labels[i].replace('_', ' ')} {i}" for i in range(len(anchors))]  # all distinct
+    clusters = [sorted(set(demo_corpus.labels)).index(label) for label in demo_corpus.labels]
+    embedder = models.load_embedder(TEST_EMBEDDER)
+    settings = ContrastiveSettings(batch_size=32, learning_rate=1e-4, epochs=1, seed=3, batches="one-per-cluster")
+    summary = train_contrastive(embedder, anchors, positives, tmp_path / "embedder", settings=settings,
+                                clusters=clusters, progress=False)
+    batches = one_per_cluster_batches(clusters, list(zip(anchors, positives)), 32, 3)
+    assert summary["steps"] == len(batches) > len(anchors) // 32 + 1  # smaller batches than 32: more steps
+    with pytest.raises(ValueError, match="cluster"):
+        train_contrastive(embedder, anchors, positives, tmp_path / "again", settings=settings, progress=False)

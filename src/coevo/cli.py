@@ -14,8 +14,8 @@ from typing import Optional
 
 import typer
 
-from .config import (METHOD, CoEvoConfig, ContrastiveLoss, Density, GenerationBackend, Method, Represent, Task,
-                     check_n_clusters_option, parse_n_clusters, read_settings)
+from .config import (METHOD, CoEvoConfig, ContrastiveBatches, ContrastiveLoss, Density, GenerationBackend, Method,
+                     Represent, Task, check_n_clusters_option, parse_n_clusters, read_settings)
 from .errors import CoevoError
 from .export import ExportFormat, ExportTable
 
@@ -134,6 +134,7 @@ def run(
     contrastive_learning_rate: float = _setting("contrastive_learning_rate"),
     contrastive_epochs: float = _setting("contrastive_epochs"),
     contrastive_loss: ContrastiveLoss = _setting("contrastive_loss"),
+    contrastive_batches: ContrastiveBatches = _setting("contrastive_batches"),
     represent: Represent = _setting("represent"),
     interp_weight: float = _setting("interp_weight"),
     kmeans_init: int = _setting("kmeans_init"),

@@ -27,11 +27,13 @@ Density = Literal["posterior", "knn", "kde"]
 Represent = Literal["text", "text+interp", "agreement", "auto", "gate"]
 GenerationBackend = Literal["auto", "torch", "vllm"]
 ContrastiveLoss = Literal["mnrl", "gist"]
+ContrastiveBatches = Literal["no-duplicates", "one-per-cluster"]
 
 TASKS: tuple[str, ...] = get_args(Task)
 METHODS: tuple[str, ...] = get_args(Method)
 REPRESENTS: tuple[str, ...] = get_args(Represent)
 CONTRASTIVE_LOSSES: tuple[str, ...] = get_args(ContrastiveLoss)
+CONTRASTIVE_BATCHES: tuple[str, ...] = get_args(ContrastiveBatches)
 
 AUTO_K = "auto"
 """``n_clusters`` (-k) when the run chooses K itself."""
@@ -120,6 +122,12 @@ class CoEvoConfig:
     # closer to the anchor than the positive (GISTEmbedLoss), so same-class texts are not pushed apart
     contrastive_loss: str = setting("mnrl", "Contrastive loss (gist: the base embedder vetoes false negatives).",
                                     CONTRASTIVE)
+    # no-duplicates: no text or answer twice in a batch (sentence-transformers' NO_DUPLICATES sampler);
+    # one-per-cluster: also no two texts of one of the select step's clusters, so no in-batch negative shares
+    # the anchor's current cluster (issue 13, lever 1b; bench/configs/negatives-cpu.toml measures it)
+    contrastive_batches: str = setting(
+        "no-duplicates", "How the contrastive step fills a batch (one-per-cluster: at most one text of each of the "
+        "clusters the density read, so no in-batch negative shares the anchor's cluster).", CONTRASTIVE)
     # clustering
     # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); agreement: each text's weight in
     # proportion to how much its M answers agree, averaging interp_weight (clustering.agreement_weights);
@@ -162,6 +170,7 @@ class CoEvoConfig:
 
             DECODERS.check(self.generation_backend)
         _choice("contrastive-loss", self.contrastive_loss, CONTRASTIVE_LOSSES)
+        _choice("contrastive-batches", self.contrastive_batches, CONTRASTIVE_BATCHES)
         check_n_clusters_option(self.n_clusters)
         if self.n_clusters != AUTO_K:  # a numpy integer (len of a label set, say) is stored as the JSON int it is
             object.__setattr__(self, "n_clusters", int(self.n_clusters))

@@ -7,19 +7,24 @@ classes are few (a 10-domain set holds about three texts of each class in a batc
 of 32), most of those negatives share the anchor's class and MNRL pushes them
 apart; ``loss="gist"`` uses GISTEmbedLoss with the frozen base embedder as its
 guide, which drops every in-batch negative the guide finds closer to the anchor
-than its positive. Pulling
+than its positive; ``batches="one-per-cluster"`` keeps such texts out of a batch
+instead, by the clusters the select step's density read (``OnePerClusterBatchSampler``).
+Pulling
 a text towards a cluster-informative interpretation of it moves texts of one
 cluster together, which is what clustering then reads from f(x).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .clustering import clip_for_embedder
@@ -35,12 +40,74 @@ class ContrastiveSettings:
     epochs: float = CoEvoConfig.contrastive_epochs
     seed: int = CoEvoConfig.seed
     loss: str = CoEvoConfig.contrastive_loss  # "gist" needs a guide model
+    batches: str = CoEvoConfig.contrastive_batches  # "one-per-cluster" needs each pair's cluster
 
     @classmethod
     def from_config(cls, config: CoEvoConfig, seed: int) -> "ContrastiveSettings":
         """A round's settings: the config's ``contrastive_*`` fields and the round's own seed."""
         return cls(config.contrastive_batch_size, config.contrastive_learning_rate, config.contrastive_epochs, seed,
-                   config.contrastive_loss)
+                   config.contrastive_loss, config.contrastive_batches)
+
+
+def one_per_cluster_batches(clusters: Sequence[int], values: Sequence[tuple[str, ...]], batch_size: int,
+                            seed: int) -> list[list[int]]:
+    """Batches of pair indices in which no two pairs share a cluster or a string (anchor or positive).
+
+    Every batch takes the next pair of the clusters with the most pairs left (ties in a random order),
+    so the clusters run out together and as few pairs as possible go unused. It stops when the pairs left
+    sit in fewer than two clusters: a batch of one pair has no negative for MNRL to learn from. Pairs whose
+    strings collide with the batch's wait for a later one.
+    """
+    rng = np.random.default_rng(seed)
+    queues: dict[int, list[int]] = {}
+    for index in rng.permutation(len(clusters)).tolist():
+        queues.setdefault(int(clusters[index]), []).append(index)
+    batches = []
+    while True:
+        live = [c for c, queue in queues.items() if queue]
+        if len(live) < 2:
+            return batches
+        tiebreak = dict(zip(live, rng.random(len(live)).tolist()))
+        batch, seen = [], set()
+        for c in sorted(live, key=lambda c: (-len(queues[c]), tiebreak[c])):
+            index = queues[c][-1]
+            if seen.isdisjoint(values[index]):
+                batch.append(queues[c].pop())
+                seen.update(values[index])
+                if len(batch) == batch_size:
+                    break
+        if len(batch) < 2:  # every other cluster's next pair repeats a string of this one
+            return batches
+        batches.append(batch)
+
+
+class OnePerClusterBatchSampler:
+    """A sentence-transformers batch sampler (``batch_sampler=`` of the training arguments, with ``clusters``
+    bound by ``functools.partial``) that yields ``one_per_cluster_batches``, reshuffled each epoch.
+
+    The library's NO_DUPLICATES sampler keeps identical strings apart; MNRL still takes every other pair of a
+    batch as a negative, and where the classes are few most of those share the anchor's class. Here they
+    come from other clusters only. The batches are built before the epoch starts, so ``len`` is exact and
+    the learning-rate schedule sees the steps it will get.
+    """
+
+    def __init__(self, dataset, *, clusters: Sequence[int], batch_size: int, seed: int = 0, **_library_kwargs) -> None:
+        if len(clusters) != len(dataset):
+            raise ValueError(f"{len(clusters)} clusters for {len(dataset)} pairs")
+        self.values = [tuple(str(v) for v in row.values()) for row in dataset]
+        self.clusters, self.batch_size, self.seed, self.epoch = list(clusters), batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        return one_per_cluster_batches(self.clusters, self.values, self.batch_size, self.seed + self.epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
 
 
 def train_contrastive(
@@ -51,11 +118,13 @@ def train_contrastive(
     *,
     settings: ContrastiveSettings = ContrastiveSettings(),
     guide=None,
+    clusters: Sequence[int] | None = None,
     progress: bool = True,
 ) -> dict:
     """Fine-tune ``embedder`` in place on (anchor, positive) pairs and save it to ``output_dir``.
 
-    ``guide`` is the frozen model GISTEmbedLoss asks which negatives are false ones (``settings.loss == "gist"``).
+    ``guide`` is the frozen model GISTEmbedLoss asks which negatives are false ones (``settings.loss == "gist"``);
+    ``clusters`` holds each pair's cluster, which ``settings.batches == "one-per-cluster"`` keeps apart.
     """
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -66,7 +135,15 @@ def train_contrastive(
     torch.manual_seed(settings.seed)
     dataset = Dataset.from_dict({"anchor": clip_for_embedder(embedder, anchors), "positive": positives})
     batch_size = min(settings.batch_size, len(anchors))
-    steps = math.ceil(math.ceil(len(anchors) / batch_size) * settings.epochs)
+    if settings.batches == "one-per-cluster":
+        if clusters is None:
+            raise ValueError("one-per-cluster batches need each pair's cluster")
+        batch_sampler = functools.partial(OnePerClusterBatchSampler, clusters=clusters)
+        pairs = list(zip(dataset["anchor"], dataset["positive"]))
+        steps = math.ceil(len(one_per_cluster_batches(clusters, pairs, batch_size, settings.seed)) * settings.epochs)
+    else:
+        batch_sampler = BatchSamplers.NO_DUPLICATES
+        steps = math.ceil(math.ceil(len(anchors) / batch_size) * settings.epochs)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(output_dir / "_trainer"),
         num_train_epochs=settings.epochs,
@@ -75,7 +152,7 @@ def train_contrastive(
         # a tenth of the steps warms up (a float below 1 is a share); a round whose pairs fit in one step takes
         # none, since the linear warmup's first step has a learning rate of 0 and it would train nothing
         warmup_steps=0.0 if steps <= 1 else 0.1,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        batch_sampler=batch_sampler,
         logging_steps=1,
         save_strategy="no",
         report_to=[],

@@ -74,6 +74,18 @@ class Representation(NamedTuple):
     text_vec: np.ndarray  # f_r(x) of every text before any join (what ``represent text`` clusters, unnormalised)
 
 
+class SelectionView(NamedTuple):
+    """What round r's select step reads: the round's answers under round r-1's embedder, and the clusters
+    its density scores them against."""
+
+    interpretations: list[list[str]]
+    interp_vec: np.ndarray
+    owner: np.ndarray
+    interp_mean: np.ndarray
+    counts: np.ndarray
+    labels: np.ndarray  # each text's cluster
+
+
 @dataclass
 class RunContext:
     """The run as the steps see it. ``CoEvolution`` builds one per fit, resume or load."""
@@ -156,6 +168,24 @@ class RunContext:
         w, weighting = interpretation_weights(weighting, interp_vec, owner, len(self.texts))
         z = represent(text_vec, interp_mean, counts, weight=w)
         return Representation(z, interpretations, interp_vec, owner, interp_mean, counts, weighting, text_vec)
+
+    def selection_view(self, r: int) -> SelectionView:
+        """Round ``r``'s select step's view, built again the same way whenever a step needs it."""
+        cfg = self.config
+        interpretations = self.folder.interpretations(r)
+        text_vec, interp_vec, owner = self.embed_all(self.embedder(r - 1), interpretations)
+        interp_mean, counts = mean_by_owner(interp_vec, owner, len(self.texts))
+        z = represent(text_vec, interp_mean, counts, weight=cfg.select_interp_weight)
+        labels = cluster(cfg, z, self.n_clusters(), seed=step_seed(cfg.seed, r, "select")).labels
+        return SelectionView(interpretations, interp_vec, owner, interp_mean, counts, labels)
+
+    def positive_clusters(self, r: int, positives: list[dict]) -> list[int]:
+        """Each contrastive positive's cluster in round ``r``'s select step: recorded there, or, in a run folder
+        written before it was, clustered again as the step did."""
+        if all("cluster" in p for p in positives):
+            return [p["cluster"] for p in positives]
+        labels = self.selection_view(r).labels
+        return [int(labels[p["text_index"]]) for p in positives]
 
     def sampling(self):
         """How the generate step samples; prediction samples the same way."""
@@ -265,17 +295,14 @@ class Select:
         cfg, folder = ctx.config, ctx.folder
         seed = step_seed(cfg.seed, r, "select")
         rng = np.random.default_rng(seed)
-        interpretations = folder.interpretations(r)
-        text_vec, interp_vec, owner = ctx.embed_all(ctx.embedder(r - 1), interpretations)
-        interp_mean, counts = mean_by_owner(interp_vec, owner, len(ctx.texts))
-        z = represent(text_vec, interp_mean, counts, weight=cfg.select_interp_weight)
+        view = ctx.selection_view(r)
+        interpretations, interp_vec, owner, labels = view.interpretations, view.interp_vec, view.owner, view.labels
         k = ctx.n_clusters()
-        clusters = cluster(cfg, z, k, seed=seed)
         random_choice = cfg.method in ("contrastive-only", "random-select")
         if random_choice:
             scores = rng.random(len(interp_vec)).astype(np.float32)
         else:
-            scores = density_scores(cfg, interp_vec, owner, clusters.labels, k)
+            scores = density_scores(cfg, interp_vec, owner, labels, k)
         per_text = _split(scores.tolist(), interpretations)
         common = dict(prompt=ctx.prompt, max_copy_rate=cfg.max_copy_rate, random_choice=random_choice)
         # Contrastive step: every text with a usable chosen answer. DPO: the top margins only.
@@ -285,13 +312,15 @@ class Select:
         atomic_write_jsonl(folder.round(r) / "scores.jsonl", [
             {"index": i, "interpretations": ys, "scores": ss} for i, (ys, ss) in enumerate(zip(interpretations, per_text))
         ])
-        atomic_write_jsonl(folder.round(r) / "positives.jsonl", [p.to_dict() for p in positives])
+        # each positive's cluster: what one-per-cluster contrastive batches keep apart
+        atomic_write_jsonl(folder.round(r) / "positives.jsonl",
+                           [{**p.to_dict(), "cluster": int(labels[p.text_index])} for p in positives])
         atomic_write_jsonl(folder.round(r) / "pairs.jsonl", [p.to_dict() for p in pairs])
         info = {"n_positives": len(positives), "n_pairs": len(pairs),
                 "mean_margin": float(np.mean([p.margin for p in pairs])) if pairs else None}
         if ctx.gold is not None:
-            info["interp_only"] = interpretation_only(cfg, interp_mean, counts, k, seed, ctx.gold)
-            info["selection_clusters"] = evaluate(ctx.gold, clusters.labels)
+            info["interp_only"] = interpretation_only(cfg, view.interp_mean, view.counts, k, seed, ctx.gold)
+            info["selection_clusters"] = evaluate(ctx.gold, labels)
         atomic_write_json(folder.round(r) / "select.json", info)
         ctx.log(f"round {r}: {len(pairs)} preference pairs, {len(positives)} contrastive pairs")
 
@@ -357,9 +386,10 @@ class Contrastive:
         shutil.rmtree(build, ignore_errors=True)
         settings = ContrastiveSettings.from_config(cfg, step_seed(cfg.seed, r, "contrastive"))
         guide = ctx.embedder(0) if cfg.contrastive_loss == "gist" else None
+        clusters = ctx.positive_clusters(r, positives) if cfg.contrastive_batches == "one-per-cluster" else None
         summary = train_contrastive(embedder, [ctx.texts[p["text_index"]] for p in positives],
                                     [p["chosen"] for p in positives], build, settings=settings, guide=guide,
-                                    progress=ctx.progress)
+                                    clusters=clusters, progress=ctx.progress)
         shutil.rmtree(build / "_trainer", ignore_errors=True)
         atomic_publish_dir(build, target)
         atomic_write_json(folder.round(r) / "contrastive.json", summary)

@@ -36,6 +36,8 @@ def read_groups(path: Path | None, script: str) -> dict[str, list[str]] | None:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of every script built on ``remeasure_runs``: whose runs, which KMeans draws, which groups."""
     parser.add_argument("--tier", default="cpu", help="the bench tier whose `full` runs to measure")
+    parser.add_argument("--with-tier", nargs="+", default=[], metavar="TIER", dest="with_tiers",
+                        help="other tiers whose runs of the same seeds join these in one file, each row named by its tier")
     parser.add_argument("--runs", type=Path, default=repo_root() / "bench" / "out", help="the bench's --out-dir")
     parser.add_argument("--run-seeds", type=int, nargs="+", default=[0], help="which runs: the seeds in their folder names")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="KMeans seeds")
@@ -54,23 +56,27 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
 
     A run measured before with the same ``settings`` (and KMeans draws) is not measured again while its
     summary.json is unchanged (``context`` is written beside the results for ``render`` and is no reason to
-    measure again); ``--only`` measures some datasets and keeps what the file holds of the others. A run of
+    measure again); ``--with-tier`` adds the runs of other tiers to the same file (their rows say the tier,
+    their ``kmeans`` is their own tier's cell), so one summary can hold choosing runs that ran as different
+    tiers; ``--only`` measures some datasets and keeps what the file holds of the others. A run of
     ``args.run_seeds`` whose folder is gone keeps what was measured of it, said on stderr: run folders are not
     kept from one machine to the next, and a second seed must not cost the first its row.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    tier, root, run_seeds, only = args.tier, args.runs / args.tier, args.run_seeds, args.only
+    tier, run_seeds, only = args.tier, args.run_seeds, args.only
+    tiers = list(dict.fromkeys([tier, *getattr(args, "with_tiers", [])]))
     groups = read_groups(args.groups, script)
     settings = {"seeds": args.seeds, "kmeans_init": args.kmeans_init, **settings}
     out = results_dir() / f"{name}-{tier}"
-    if not root.is_dir():
-        raise SystemExit(f"{script}: no runs under {root}; run `coevo bench bench/configs/{tier}.toml` first")
+    for each in tiers:
+        if not (args.runs / each).is_dir():
+            raise SystemExit(f"{script}: no runs under {args.runs / each}; run `coevo bench bench/configs/{each}.toml` first")
     json_path = out.parent / f"{out.name}.json"  # not with_suffix: a tier's name may hold a dot (llm-1.5b-cpu)
     before = read_json(json_path) if json_path.exists() else {}
     if any(before.get(k) != v for k, v in settings.items()):
         before = {}  # other KMeans draws or columns: nothing can be reused
     provenance = stamp()
-    baselines = kmeans_acc(tier)
+    baselines = {each: kmeans_acc(each) for each in tiers}
     results: dict[str, dict] = {}
     for dataset, by_run in before.get("results", {}).items():
         kept = {label: r for label, r in by_run.items()
@@ -86,31 +92,33 @@ def remeasure_runs(script: str, name: str, args: argparse.Namespace, *, settings
     def save() -> None:
         cells = [r for by_run in results.values() for r in by_run.values()]
         ordered = {d: results[d] for d in sorted(results, key=rank)}
-        data = {"tier": tier, "commits": sorted({r["commit"] for r in cells}), "date": today(),
+        data = {"tier": tier, "with_tiers": tiers[1:], "commits": sorted({r["commit"] for r in cells}), "date": today(),
                 "machine": provenance["machine"], "run_seeds": run_seeds, **settings, **(context or {}),
                 "seconds": sum(r["seconds"] for r in cells), "groups": groups, "results": ordered}
         write_results(out.parent, out.name, data, render)
 
-    datasets = sorted({p.parent.name for p in root.glob("*/*/full-seed*") if p.is_dir()}, key=rank)
+    datasets = sorted({p.parent.name for each in tiers for p in (args.runs / each).glob("*/*/full-seed*") if p.is_dir()},
+                      key=rank)
     for dataset in datasets:
         if only and dataset not in only:
             continue
-        for seed in run_seeds:
-            for run in sorted(root.glob(f"*/{dataset}/full-seed{seed}")):
+        for each, seed in ((each, seed) for each in tiers for seed in run_seeds):
+            for run in sorted((args.runs / each).glob(f"*/{dataset}/full-seed{seed}")):
                 if not (run / "summary.json").is_file():
                     continue
-                label = f"full ({run.parent.parent.name}), seed {seed}"
+                variant = run.parent.parent.name if each == tier else f"{run.parent.parent.name}, tier {each}"
+                label = f"full ({variant}), seed {seed}"
                 old = before.get("results", {}).get(dataset, {}).get(label)
                 digest = summary_digest(run)
                 if old is None or old.get("summary_sha256") != digest:
                     old = {"summary_sha256": digest, "commit": provenance["commit"], **measure(run)}
                     print(dataset, label, describe(old), file=sys.stderr, flush=True)
-                old["run_seed"], old["kmeans_acc"] = seed, baselines.get((dataset, seed))
+                old["run_seed"], old["kmeans_acc"] = seed, baselines[each].get((dataset, seed))
                 results.setdefault(dataset, {})[label] = old
                 unseen.discard((dataset, label))
                 save()
     for dataset, label in sorted(unseen):
-        print(f"{script}: {dataset} {label}: no run folder under {root}; kept as measured at "
+        print(f"{script}: {dataset} {label}: no run folder under {args.runs}; kept as measured at "
               f"{results[dataset][label]['commit']}", file=sys.stderr)
     save()
 

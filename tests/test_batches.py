@@ -1,0 +1,36 @@
+"""The contrastive step's one-per-cluster batches: no in-batch negative from the anchor's own cluster."""
+
+from collections import Counter
+
+from coevo.contrastive import one_per_cluster_batches
+
+
+def _pairs(n):
+    return [(f"text {i}", f"answer {i}") for i in range(n)]
+
+
+def test_no_batch_holds_two_texts_of_one_cluster_and_the_clusters_run_out_together():
+    clusters = [i % 3 for i in range(30)] + [3] * 12  # three clusters of 10, one of 12
+    batches = one_per_cluster_batches(clusters, _pairs(len(clusters)), batch_size=32, seed=0)
+    for batch in batches:
+        assert len({clusters[i] for i in batch}) == len(batch) >= 2
+    used = [i for batch in batches for i in batch]
+    assert len(used) == len(set(used))
+    # the largest cluster goes first, so all but its last two texts find partners: 40 of 42 used
+    assert len(used) == 40 and Counter(clusters[i] for i in set(range(42)) - set(used)) == {3: 2}
+
+
+def test_batches_are_capped_by_the_batch_size_and_follow_the_seed():
+    clusters = list(range(50)) * 2
+    batches = one_per_cluster_batches(clusters, _pairs(100), batch_size=8, seed=1)
+    assert max(map(len, batches)) == 8 and sum(map(len, batches)) == 100
+    assert batches == one_per_cluster_batches(clusters, _pairs(100), batch_size=8, seed=1)
+    assert batches != one_per_cluster_batches(clusters, _pairs(100), batch_size=8, seed=2)
+
+
+def test_a_repeated_answer_never_shares_a_batch():
+    clusters = [0, 1, 2, 3] * 5
+    pairs = [(f"text {i}", "music" if i % 4 < 2 else f"answer {i}") for i in range(20)]
+    for batch in one_per_cluster_batches(clusters, pairs, batch_size=32, seed=0):
+        answers = [pairs[i][1] for i in batch]
+        assert len(answers) == len(set(answers))
