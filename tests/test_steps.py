@@ -116,7 +116,7 @@ def test_the_contrastive_step_hands_the_clusters_over_only_for_one_per_cluster_b
 
     def train(embedder, anchors, positives, output_dir, *, settings, guide, clusters, progress):
         seen.update(batches=settings.batches, clusters=clusters)
-        return {"loss_first": 1.0, "loss_last": 0.5}
+        return {"steps": 2, "loss_first": 1.0, "loss_last": 0.5}
 
     monkeypatch.setattr(steps, "train_contrastive", train)
     monkeypatch.setattr(steps, "atomic_publish_dir", lambda build, target: None)

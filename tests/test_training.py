@@ -227,3 +227,9 @@ def test_one_per_cluster_training_takes_the_batches_it_promised(tmp_path, demo_c
     assert summary["steps"] == len(batches) > len(anchors) // 32 + 1  # smaller batches than 32: more steps
     with pytest.raises(ValueError, match="cluster"):
         train_contrastive(embedder, anchors, positives, tmp_path / "again", settings=settings, progress=False)
+    # one cluster: no batch can hold a negative, so nothing trains and the embedder is saved as it was
+    before = {name: value.clone() for name, value in embedder.state_dict().items()}
+    alone = train_contrastive(embedder, anchors, positives, tmp_path / "alone", settings=settings,
+                              clusters=[0] * len(anchors), progress=False)
+    assert alone["steps"] == 0 and (tmp_path / "alone").is_dir()
+    assert all(torch.equal(before[name], value) for name, value in embedder.state_dict().items())

@@ -141,6 +141,10 @@ def train_contrastive(
         batch_sampler = functools.partial(OnePerClusterBatchSampler, clusters=clusters)
         pairs = list(zip(dataset["anchor"], dataset["positive"]))
         steps = math.ceil(len(one_per_cluster_batches(clusters, pairs, batch_size, settings.seed)) * settings.epochs)
+        if steps == 0:  # every pair in one cluster: no batch has a negative, so the round leaves the embedder as it was
+            embedder.save(str(output_dir))
+            return {"pairs": len(anchors), "steps": 0, "loss_first": None, "loss_last": None, "train_seconds": 0.0,
+                    "pairs_per_second": None}
     else:
         batch_sampler = BatchSamplers.NO_DUPLICATES
         steps = math.ceil(math.ceil(len(anchors) / batch_size) * settings.epochs)

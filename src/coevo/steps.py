@@ -393,8 +393,12 @@ class Contrastive:
         shutil.rmtree(build / "_trainer", ignore_errors=True)
         atomic_publish_dir(build, target)
         atomic_write_json(folder.round(r) / "contrastive.json", summary)
-        ctx.log(f"round {r}: contrastive step on {len(positives)} pairs, loss {summary['loss_first']:.3f} -> "
-                f"{summary['loss_last']:.3f}")
+        if summary["steps"] == 0:
+            ctx.log(f"round {r}: contrastive step on {len(positives)} pairs: all in one cluster, so no batch; the "
+                    "embedder is not trained this round")
+        else:
+            ctx.log(f"round {r}: contrastive step on {len(positives)} pairs, loss {summary['loss_first']:.3f} -> "
+                    f"{summary['loss_last']:.3f}")
 
 
 class Cluster:
