@@ -336,7 +336,7 @@ def measure_llm(args: argparse.Namespace, what: str) -> list[dict]:
 
 def part_embedding(embedder_name: str, n: int) -> list[dict]:
     from coevo import models
-    from coevo.contrastive import train_contrastive
+    from coevo.contrastive import ContrastiveSettings, train_contrastive
 
     texts = _texts(n)
     embedder = models.load_embedder(embedder_name)
@@ -346,7 +346,8 @@ def part_embedding(embedder_name: str, n: int) -> list[dict]:
     encode_s = time.perf_counter() - t0
     pairs = texts[: min(512, n)]
     with tempfile.TemporaryDirectory() as out:
-        summary = train_contrastive(embedder, pairs, [t.lower()[::-1] for t in pairs], out, progress=False)
+        summary = train_contrastive(embedder, pairs, [t.lower()[::-1] for t in pairs], out,
+                                    settings=ContrastiveSettings(batches="no-duplicates"), progress=False)
     return [
         {"part": "embedding", "path": f"encode ({embedder_name})", "items": n, "seconds": encode_s, "per_s": n / encode_s},
         {"part": "embedding", "path": f"contrastive MNRL ({embedder_name}, batch 32)", "items": len(pairs),

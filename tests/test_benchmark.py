@@ -427,6 +427,30 @@ def test_a_setting_written_out_at_the_value_a_run_had_is_no_change(tmp_path):
     assert not _is_done({key: other_sample}, unit, 0)
 
 
+def test_a_field_added_later_whose_default_changed_reads_as_the_runs_before_it_trained(tmp_path):
+    """contrastive_batches came after these runs and its default changed then: a stored config (or, in a
+    record made before configs were kept, the options) without it ran with no-duplicates batches. A tier
+    that pins no-duplicates keeps its cells; one that leaves the setting to today's default runs them again."""
+    from coevo.bench.report import is_stale
+    from coevo.bench.runner import Unit, Variant, _is_done
+
+    pinned = {"rounds": 2, "contrastive_batches": "no-duplicates"}
+    unit = Unit("bank77", "full", Variant("default", pinned), 0, (), tmp_path / "run", tmp_path / "bank77.jsonl",
+                "intent", 10, 100, 100, "full")
+    asked_then = {k: v for k, v in unit.options.items() if k != "contrastive_batches"}
+    stored_then = {k: v for k, v in unit.expected_config().items() if k != "contrastive_batches"}
+    with_config = record("bank77", "full", 0, 60.0, options=asked_then)
+    with_config.config = stored_then
+    legacy = record("bank77", "full", 0, 60.0, options=asked_then)  # made before configs were kept
+    key = ("bank77", "full", "default", 0)
+    meta = ReportMeta(tier="t", variants={"default": pinned}, methods=("full",), seeds=(0,))
+    for r in (with_config, legacy):
+        assert _is_done({key: r}, unit, 0) and not is_stale(r, meta)
+    today = Unit("bank77", "full", Variant("default", {"rounds": 2}), 0, (), tmp_path / "run", tmp_path / "bank77.jsonl",
+                 "intent", 10, 100, 100, "full")
+    assert not _is_done({key: with_config}, today, 0)
+
+
 def test_a_whole_earlier_version_is_one_line_and_makes_no_column():
     now = {"kmeans_init": 50}
     records = [record("bank77", "kmeans", 0, 60.0, options=now)]

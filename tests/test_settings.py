@@ -43,7 +43,8 @@ def test_every_field_but_the_cells_own_is_a_bench_setting():
     (DPOSettings, {"learning_rate": "dpo_learning_rate", "beta": "dpo_beta", "sft_weight": "dpo_sft_weight",
                    "batch_size": "dpo_batch_size", "epochs": "dpo_epochs", "lora_r": "lora_r", "lora_alpha": "lora_alpha"}),
     (ContrastiveSettings, {"batch_size": "contrastive_batch_size", "learning_rate": "contrastive_learning_rate",
-                           "epochs": "contrastive_epochs", "loss": "contrastive_loss", "seed": "seed"}),
+                           "epochs": "contrastive_epochs", "loss": "contrastive_loss", "seed": "seed",
+                           "batches": "contrastive_batches"}),
 ])
 def test_stage_settings_default_to_the_config(stage, names):
     defaults = stage()
@@ -56,3 +57,12 @@ def test_stage_settings_default_to_the_config(stage, names):
 def test_newly_reachable_settings_are_checked(name, value):
     with pytest.raises(CoevoError, match=f"--{name.replace('_', '-')}"):
         CoEvoConfig(n_clusters=3, **{name: value})
+
+
+def test_a_stored_config_without_a_later_field_reads_as_the_run_trained_not_as_todays_default():
+    stored = CoEvoConfig(n_clusters=3).to_dict()
+    del stored["contrastive_batches"]  # a run folder written before the field existed
+    assert CoEvoConfig.from_dict(stored).contrastive_batches == "no-duplicates"
+    assert CoEvoConfig(n_clusters=3).contrastive_batches == "one-per-cluster"
+    kept = {**stored, "contrastive_batches": "one-per-cluster"}
+    assert CoEvoConfig.from_dict(kept).contrastive_batches == "one-per-cluster"

@@ -62,7 +62,8 @@ def test_contrastive_step_lowers_its_loss(tmp_path, demo_corpus):
 
     before = loss_value(embedder)
     summary = train_contrastive(embedder, anchors, positives, tmp_path / "embedder",
-                                settings=ContrastiveSettings(batch_size=8, learning_rate=1e-4, epochs=2), progress=False)
+                                settings=ContrastiveSettings(batch_size=8, learning_rate=1e-4, epochs=2, batches="no-duplicates"),
+                                progress=False)
     assert summary["steps"] > 0
     reloaded = models.load_embedder(str(tmp_path / "embedder"))
     assert loss_value(reloaded) < before
@@ -207,7 +208,8 @@ def test_a_round_whose_pairs_fit_in_one_step_still_trains_the_embedder(tmp_path,
     embedder = models.load_embedder(TEST_EMBEDDER)
     before = {name: value.clone() for name, value in embedder.state_dict().items()}
     summary = train_contrastive(embedder, anchors, positives, tmp_path / "embedder",
-                                settings=ContrastiveSettings(batch_size=32, learning_rate=1e-4), progress=False)
+                                settings=ContrastiveSettings(batch_size=32, learning_rate=1e-4, batches="no-duplicates"),
+                                progress=False)
     assert summary["steps"] == 1
     assert any(not torch.equal(before[name], value) for name, value in embedder.state_dict().items())
 

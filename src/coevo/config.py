@@ -124,9 +124,11 @@ class CoEvoConfig:
                                     CONTRASTIVE)
     # no-duplicates: no text or answer twice in a batch (sentence-transformers' NO_DUPLICATES sampler);
     # one-per-cluster: also no two texts of one of the select step's clusters, so no in-batch negative shares
-    # the anchor's current cluster (issue 13, lever 1b; bench/configs/negatives-cpu.toml measures it)
+    # the anchor's current cluster. one-per-cluster is the default: on the eight choosing runs of
+    # bench/configs/negatives-cpu.toml it passed the adoption test written before them
+    # (docs/results/contrastive-batches-negatives-cpu.md); no-duplicates is how every earlier run trained
     contrastive_batches: str = setting(
-        "no-duplicates", "How the contrastive step fills a batch (one-per-cluster: at most one text of each of the "
+        "one-per-cluster", "How the contrastive step fills a batch (one-per-cluster: at most one text of each of the "
         "clusters the density read, so no in-batch negative shares the anchor's cluster).", CONTRASTIVE)
     # clustering
     # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); agreement: each text's weight in
@@ -225,8 +227,10 @@ class CoEvoConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "CoEvoConfig":
+        """A run folder's stored config. A field the run predates takes the value that behaves as the run did
+        (``BEFORE_FIELD``), not today's default, so ``--resume`` and the bench's staleness test see the truth."""
         _check_names(data, "config")
-        return cls(**data)
+        return cls(**{**BEFORE_FIELD, **data})
 
     def replace(self, **changes) -> "CoEvoConfig":
         return dataclasses.replace(self, **changes)
@@ -254,6 +258,11 @@ def read_settings(path: str | Path) -> dict:
         raise CoevoError(f"{where}: must hold an object of settings, e.g. {{\"method\": \"full\", \"rounds\": 2}}")
     _check_names(data, where)
     return data
+
+
+BEFORE_FIELD: dict[str, object] = {"contrastive_batches": "no-duplicates"}
+"""Fields added after run folders were first written, whose default then changed: the value a stored config
+without the field ran with."""
 
 
 def _check_names(data: dict, where: str) -> None:

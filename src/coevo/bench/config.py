@@ -57,7 +57,7 @@ _NO_EFFECT: dict[str, frozenset[str]] = {
 _TRAINING = frozenset({"rounds", "density", "tau", "k_neighbors", "keep_fraction", "max_pairs", "max_copy_rate",
                        "select_interp_weight", "dpo_learning_rate", "dpo_beta", "dpo_sft_weight", "dpo_batch_size",
                        "dpo_epochs", "lora_r", "lora_alpha", "contrastive_batch_size", "contrastive_learning_rate",
-                       "contrastive_epochs", "guard_consolidation", "contrastive_loss"})
+                       "contrastive_epochs", "guard_consolidation", "contrastive_loss", "contrastive_batches"})
 _NEVER = frozenset({"cache_dir", "trust_remote_code", "generation_backend"})  # where and how, not what
 
 

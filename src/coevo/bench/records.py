@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import read_json
-from ..config import CoEvoConfig
+from ..config import BEFORE_FIELD, CoEvoConfig
 from ..errors import CoevoError
 from .config import SETTINGS, effective_settings
 
@@ -74,6 +74,8 @@ class Record:
         is no change; older records are judged by the options they were asked for."""
         if not self.config:
             asked = {k: v for k, v in self.options.items() if k in SETTINGS}
+            # a field added after the record ran: it ran with the value that behaves as runs did before it
+            asked = {**{k: v for k, v in BEFORE_FIELD.items() if k in settings}, **asked}
             return effective_settings(self.method, asked) == effective_settings(self.method, dict(settings))
         try:
             # A setting added since the run ran with its default, which is what --resume reads it as.
