@@ -1,17 +1,16 @@
 """Step 6: the contrastive step. The embedding model learns that a text and its chosen
 interpretation belong together (sentence-transformers, MultipleNegativesRankingLoss).
 
-Other pairs of the batch are the negatives (InfoNCE), so a batch must not hold
-the same text or answer twice: the NO_DUPLICATES sampler sees to that. Where the
-classes are few (a 10-domain set holds about three texts of each class in a batch
-of 32), most of those negatives share the anchor's class and MNRL pushes them
-apart; ``loss="gist"`` uses GISTEmbedLoss with the frozen base embedder as its
-guide, which drops every in-batch negative the guide finds closer to the anchor
-than its positive; ``batches="one-per-cluster"`` keeps such texts out of a batch
-instead, by the clusters the select step's density read (``OnePerClusterBatchSampler``).
-Pulling
-a text towards a cluster-informative interpretation of it moves texts of one
-cluster together, which is what clustering then reads from f(x).
+Other pairs of the batch are the negatives (InfoNCE), so a batch must not hold the same
+text or answer twice (the library's NO_DUPLICATES sampler sees to that). Where the classes
+are few (a 10-domain set holds about three texts of each class in a batch of 32), most of
+those negatives share the anchor's class and MNRL pushes them apart; so by default
+(``batches="one-per-cluster"``, ``OnePerClusterBatchSampler``) a batch also holds at most
+one text of each of the clusters the select step's density read. ``loss="gist"`` is the
+library's other answer, GISTEmbedLoss with the frozen base embedder as guide, which drops
+every in-batch negative the guide finds closer to the anchor than its positive. Pulling a
+text towards a cluster-informative interpretation of it moves texts of one cluster
+together, which is what clustering then reads from f(x).
 """
 
 from __future__ import annotations
