@@ -2,7 +2,9 @@
 
 from collections import Counter
 
-from coevo.contrastive import one_per_cluster_batches
+import pytest
+
+from coevo.contrastive import OnePerClusterBatchSampler, one_per_cluster_batches
 
 
 def _pairs(n):
@@ -34,3 +36,16 @@ def test_a_repeated_answer_never_shares_a_batch():
     for batch in one_per_cluster_batches(clusters, pairs, batch_size=32, seed=0):
         answers = [pairs[i][1] for i in batch]
         assert len(answers) == len(set(answers))
+
+
+def test_the_sampler_yields_the_batches_its_length_counts_and_reshuffles_each_epoch():
+    clusters = list(range(10)) * 4
+    dataset = [{"anchor": a, "positive": p} for a, p in _pairs(40)]
+    sampler = OnePerClusterBatchSampler(dataset, clusters=clusters, batch_size=4, seed=3, drop_last=False)
+    first = list(sampler)
+    assert len(sampler) == len(first) and first == one_per_cluster_batches(clusters, _pairs(40), 4, seed=3)
+    assert list(sampler) == first  # the same epoch asked again
+    sampler.set_epoch(1)
+    assert list(sampler) == one_per_cluster_batches(clusters, _pairs(40), 4, seed=4) != first
+    with pytest.raises(ValueError, match="39 clusters for 40 pairs"):
+        OnePerClusterBatchSampler(dataset, clusters=clusters[:-1], batch_size=4)

@@ -95,12 +95,16 @@ class OnePerClusterBatchSampler:
             raise ValueError(f"{len(clusters)} clusters for {len(dataset)} pairs")
         self.values = [tuple(str(v) for v in row.values()) for row in dataset]
         self.clusters, self.batch_size, self.seed, self.epoch = list(clusters), batch_size, seed, 0
+        self._built: tuple[int, list[list[int]]] | None = None  # (epoch, its batches): the trainer asks len often
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _batches(self) -> list[list[int]]:
-        return one_per_cluster_batches(self.clusters, self.values, self.batch_size, self.seed + self.epoch)
+        if self._built is None or self._built[0] != self.epoch:
+            batches = one_per_cluster_batches(self.clusters, self.values, self.batch_size, self.seed + self.epoch)
+            self._built = (self.epoch, batches)
+        return self._built[1]
 
     def __iter__(self) -> Iterator[list[int]]:
         return iter(self._batches())
