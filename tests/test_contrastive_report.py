@@ -81,3 +81,26 @@ def test_the_one_per_cluster_verdict_follows_the_pre_registered_clauses():
     lines = module.render_adoption(failing, "one-per-cluster", "as run")
     assert "- `one-per-cluster` minus `as run` over 3 runs: mean +0.43, above on 2 of 3" in lines
     assert "**not adopted**" in lines[-2] and "mean >= +0.5: fails" in lines[-3]
+
+
+def test_the_previous_cluster_verdict_asks_level_with_the_default_and_above_the_old_batches():
+    module = _script()
+    candidate, reference = module.PREVIOUS
+
+    def data(*runs):
+        results = {f"set{i}": {"full (default), seed 5": {"acc": {"base": base, "as run": old, reference: default, candidate: cand},
+                                                         "run_acc": old, "kmeans_acc": None,
+                                                         "weights": {"as run": 0.5, reference: 0.5, candidate: 0.5}}}
+                   for i, (base, old, default, cand) in enumerate(runs)}
+        return {"tier": "negatives-cpu", "results": results, "settings": ["as run", reference, candidate]}
+
+    level = module.previous_cluster_test(data((50, 50, 51, 51.2), (40, 40, 41, 40.8)))  # level, +1.0 over the old
+    assert level["adopted"] and level["mean"] == pytest.approx(0.0, abs=1e-9)
+    below = module.previous_cluster_test(data((50, 50, 51, 51.2), (40, 40, 41, 40.6)))
+    assert list(below["clauses"].values()) == [False, True, True] and not below["adopted"]
+    no_gain = module.previous_cluster_test(data((50, 50, 50.2, 50.3), (40, 40, 40.2, 40.3)))
+    assert list(no_gain["clauses"].values()) == [True, False, True]
+    floor = module.previous_cluster_test(data((50, 50, 52, 52.6), (40, 41, 40.5, 39.9)))  # floor -0.1 against +0.5
+    assert list(floor["clauses"].values()) == [True, True, False]
+    lines = module.render_adoption(level, candidate, reference, source="x")
+    assert f"- verdict: **adopted**: `{candidate}` becomes the default, to be confirmed on the confirmation half" in lines

@@ -106,8 +106,8 @@ def test_positives_record_the_select_steps_cluster_and_an_older_folder_gets_it_b
 
 
 @pytest.mark.parametrize("batches, given", [("no-duplicates", False), ("one-per-cluster", True)])
-def test_the_contrastive_step_hands_the_clusters_over_only_for_one_per_cluster_batches(tmp_path, monkeypatch,
-                                                                                       batches, given):
+def test_the_contrastive_step_hands_the_select_clusters_over_only_for_one_per_cluster_batches(tmp_path, monkeypatch,
+                                                                                              batches, given):
     import coevo.steps as steps
 
     ctx = _context(tmp_path, contrastive_batches=batches)
@@ -123,6 +123,38 @@ def test_the_contrastive_step_hands_the_clusters_over_only_for_one_per_cluster_b
     steps.Contrastive().run(ctx, 1)
     recorded = [p["cluster"] for p in read_jsonl(ctx.folder.round(1) / "positives.jsonl")]
     assert seen == {"batches": batches, "clusters": recorded if given else None}
+
+
+def test_one_per_previous_cluster_batches_keep_the_runs_last_clusters_apart(tmp_path, monkeypatch):
+    """Round 1 has no clusters of its own yet: the base embedder's text clusters, which here keep the gold groups
+    where the select step's joined view mixes them. Round 2 reads round 1's reported clusters."""
+    import coevo.steps as steps
+
+    flight = ["flight booking to city", "book a flight to city", "flight to city tomorrow", "booking to city"]
+    card = ["card payment declined at shop", "card declined at shop", "payment declined at shop", "declined card payment"]
+    answers = [flight if i < 3 else card for i in range(6)] + [card if i < 3 else flight for i in range(6)]
+    ctx = _context(tmp_path, answers=answers, contrastive_batches="one-per-previous-cluster")
+    Select().run(ctx, 1)
+    seen = {}
+
+    def train(embedder, anchors, positives, output_dir, *, settings, guide, clusters, progress):
+        seen["clusters"] = clusters
+        return {"steps": 2, "loss_first": 1.0, "loss_last": 0.5}
+
+    monkeypatch.setattr(steps, "train_contrastive", train)
+    monkeypatch.setattr(steps, "atomic_publish_dir", lambda build, target: None)
+    steps.Contrastive().run(ctx, 1)
+    positives = read_jsonl(ctx.folder.round(1) / "positives.jsonl")
+    by_group = {GOLD[p["text_index"]]: set() for p in positives}
+    for p, c in zip(positives, seen["clusters"]):
+        by_group[GOLD[p["text_index"]]].add(c)
+    assert [len(c) for c in by_group.values()] == [1, 1] and by_group["card"] != by_group["travel"]
+    assert seen["clusters"] != [p["cluster"] for p in positives]  # the select step's view mixed the groups
+
+    reported = [1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0]  # any clustering round 1 wrote
+    atomic_write_jsonl(ctx.folder.round(1) / "assignments.jsonl", [{"text": t, "cluster": c} for t, c in zip(TEXTS, reported)])
+    assert ctx.batch_clusters(2, positives, "one-per-previous-cluster") == [reported[p["text_index"]] for p in positives]
+    assert ctx.batch_clusters(2, positives, "no-duplicates") is None
 
 
 @pytest.mark.parametrize("weight, follows_text", [(1.0, False), (0.0, True)])

@@ -27,7 +27,7 @@ Density = Literal["posterior", "knn", "kde"]
 Represent = Literal["text", "text+interp", "agreement", "auto", "gate"]
 GenerationBackend = Literal["auto", "torch", "vllm"]
 ContrastiveLoss = Literal["mnrl", "gist"]
-ContrastiveBatches = Literal["no-duplicates", "one-per-cluster"]
+ContrastiveBatches = Literal["no-duplicates", "one-per-cluster", "one-per-previous-cluster"]
 
 TASKS: tuple[str, ...] = get_args(Task)
 METHODS: tuple[str, ...] = get_args(Method)
@@ -126,10 +126,14 @@ class CoEvoConfig:
     # one-per-cluster: also no two texts of one of the select step's clusters, so no in-batch negative shares
     # the anchor's current cluster. one-per-cluster is the default: on the eight choosing runs of
     # bench/configs/negatives-cpu.toml it passed the adoption test written before them
-    # (docs/results/contrastive-batches-negatives-cpu.md); no-duplicates is how every earlier run trained
+    # (docs/results/contrastive-batches-negatives-cpu.md); no-duplicates is how every earlier run trained.
+    # one-per-previous-cluster: the clusters kept apart are those the run reported after the previous round
+    # (round 1: the base embedder's text clusters), not the select step's joined view, whose clusters are the
+    # worse ones where the answers mark the classes worse than the text does
     contrastive_batches: str = setting(
         "one-per-cluster", "How the contrastive step fills a batch (one-per-cluster: at most one text of each of the "
-        "clusters the density read, so no in-batch negative shares the anchor's cluster).", CONTRASTIVE)
+        "clusters the density read, so no in-batch negative shares the anchor's cluster; one-per-previous-cluster: "
+        "of each cluster of the previous round's clustering).", CONTRASTIVE)
     # clustering
     # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); agreement: each text's weight in
     # proportion to how much its M answers agree, averaging interp_weight (clustering.agreement_weights);

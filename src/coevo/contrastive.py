@@ -39,7 +39,7 @@ class ContrastiveSettings:
     epochs: float = CoEvoConfig.contrastive_epochs
     seed: int = CoEvoConfig.seed
     loss: str = CoEvoConfig.contrastive_loss  # "gist" needs a guide model
-    batches: str = CoEvoConfig.contrastive_batches  # "one-per-cluster" needs each pair's cluster
+    batches: str = CoEvoConfig.contrastive_batches  # all but "no-duplicates" need each pair's cluster
 
     @classmethod
     def from_config(cls, config: CoEvoConfig, seed: int) -> "ContrastiveSettings":
@@ -127,7 +127,7 @@ def train_contrastive(
     """Fine-tune ``embedder`` in place on (anchor, positive) pairs and save it to ``output_dir``.
 
     ``guide`` is the frozen model GISTEmbedLoss asks which negatives are false ones (``settings.loss == "gist"``);
-    ``clusters`` holds each pair's cluster, which ``settings.batches == "one-per-cluster"`` keeps apart.
+    ``clusters`` holds each pair's cluster, which the one-per-cluster batches (``settings.batches``) keep apart.
     """
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -138,9 +138,9 @@ def train_contrastive(
     torch.manual_seed(settings.seed)
     dataset = Dataset.from_dict({"anchor": clip_for_embedder(embedder, anchors), "positive": positives})
     batch_size = min(settings.batch_size, len(anchors))
-    if settings.batches == "one-per-cluster":
+    if settings.batches != "no-duplicates":
         if clusters is None:
-            raise ValueError("one-per-cluster batches need each pair's cluster")
+            raise ValueError(f"{settings.batches} batches need each pair's cluster")
         batch_sampler = functools.partial(OnePerClusterBatchSampler, clusters=clusters)
         pairs = list(zip(dataset["anchor"], dataset["positive"]))
         steps = math.ceil(len(one_per_cluster_batches(clusters, pairs, batch_size, settings.seed)) * settings.epochs)

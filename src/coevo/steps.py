@@ -187,6 +187,29 @@ class RunContext:
         labels = self.selection_view(r).labels
         return [int(labels[p["text_index"]]) for p in positives]
 
+    def batch_clusters(self, r: int, positives: list[dict], batches: str, embedder=None) -> list[int] | None:
+        """Each contrastive positive's cluster in the clustering ``batches`` keeps apart (None: ``no-duplicates``,
+        which keeps no clusters apart). ``embedder`` stands in for round ``r - 1``'s own (bench/contrastive.py's
+        replays), whose clustering is then made afresh."""
+        if batches == "no-duplicates":
+            return None
+        if batches == "one-per-cluster":
+            return self.positive_clusters(r, positives)
+        labels = self.previous_clusters(r, embedder)
+        return [int(labels[p["text_index"]]) for p in positives]
+
+    def previous_clusters(self, r: int, embedder=None) -> np.ndarray:
+        """The clusters the run reported after round ``r - 1``; before round 1, the base embedder's clusters of the
+        texts alone (what ``kmeans`` finds)."""
+        cfg, k = self.config, self.n_clusters()
+        if r == 1:
+            text_vec = embed(embedder if embedder is not None else self.embedder(0), self.texts, progress=self.progress,
+                             desc="embed texts")
+            return cluster(cfg, text_vec, k, seed=step_seed(cfg.seed, 0, "cluster")).labels
+        if embedder is None:
+            return np.array([a["cluster"] for a in read_jsonl(self.folder.round(r - 1) / "assignments.jsonl")])
+        return cluster(cfg, self.representation(r - 1, embedder=embedder).z, k, seed=step_seed(cfg.seed, r - 1, "cluster")).labels
+
     def sampling(self):
         """How the generate step samples; prediction samples the same way."""
         from .generation import SamplingConfig
@@ -386,7 +409,7 @@ class Contrastive:
         shutil.rmtree(build, ignore_errors=True)
         settings = ContrastiveSettings.from_config(cfg, step_seed(cfg.seed, r, "contrastive"))
         guide = ctx.embedder(0) if cfg.contrastive_loss == "gist" else None
-        clusters = ctx.positive_clusters(r, positives) if cfg.contrastive_batches == "one-per-cluster" else None
+        clusters = ctx.batch_clusters(r, positives, cfg.contrastive_batches)
         summary = train_contrastive(embedder, [ctx.texts[p["text_index"]] for p in positives],
                                     [p["chosen"] for p in positives], build, settings=settings, guide=guide,
                                     clusters=clusters, progress=ctx.progress)
