@@ -33,6 +33,9 @@ def test_training_again_as_the_run_did_rebuilds_its_clusters_and_another_setting
     assert np.allclose(ctx.representation(2, embedder=replayed).z, own, atol=1e-5)
     harder = module.retrain(ctx, cfg.replace(contrastive_learning_rate=4e-5), 2)
     assert not np.allclose(ctx.representation(2, embedder=harder).z, own, atol=1e-3)
+    # one-per-previous-cluster replays cluster round 1 afresh from the embedder they hold: with the run's own
+    # round-1 embedder that is the clustering the run reported
+    assert ctx.previous_clusters(2, embedder=ctx.embedder(1)).tolist() == ctx.previous_clusters(2).tolist()
 
 
 def test_report_sets_each_setting_beside_the_base_and_the_runs_own_training_per_group():
