@@ -430,7 +430,7 @@ def test_a_setting_written_out_at_the_value_a_run_had_is_no_change(tmp_path):
 def test_a_field_added_later_whose_default_changed_reads_as_the_runs_before_it_trained(tmp_path):
     """contrastive_batches came after these runs and its default changed then: a stored config (or, in a
     record made before configs were kept, the options) without it ran with no-duplicates batches. A tier
-    that pins no-duplicates keeps its cells; one that leaves the setting to today's default runs them again."""
+    that pins no-duplicates keeps its cells; one that asks for other batches runs them again."""
     from coevo.bench.report import is_stale
     from coevo.bench.runner import Unit, Variant, _is_done
 
@@ -446,9 +446,11 @@ def test_a_field_added_later_whose_default_changed_reads_as_the_runs_before_it_t
     meta = ReportMeta(tier="t", variants={"default": pinned}, methods=("full",), seeds=(0,))
     for r in (with_config, legacy):
         assert _is_done({key: r}, unit, 0) and not is_stale(r, meta)
-    today = Unit("bank77", "full", Variant("default", {"rounds": 2}), 0, (), tmp_path / "run", tmp_path / "bank77.jsonl",
-                 "intent", 10, 100, 100, "full")
-    assert not _is_done({key: with_config}, today, 0)
+    for other in ({"rounds": 2, "contrastive_batches": "one-per-cluster"}, {"rounds": 2}):
+        asked = Unit("bank77", "full", Variant("default", other), 0, (), tmp_path / "run", tmp_path / "bank77.jsonl",
+                     "intent", 10, 100, 100, "full")
+        # other batches run again; today's default (no-duplicates again) keeps the cells
+        assert _is_done({key: with_config}, asked, 0) == ("contrastive_batches" not in other)
 
 
 def test_a_whole_earlier_version_is_one_line_and_makes_no_column():

@@ -122,18 +122,18 @@ class CoEvoConfig:
     # closer to the anchor than the positive (GISTEmbedLoss), so same-class texts are not pushed apart
     contrastive_loss: str = setting("mnrl", "Contrastive loss (gist: the base embedder vetoes false negatives).",
                                     CONTRASTIVE)
-    # no-duplicates: no text or answer twice in a batch (sentence-transformers' NO_DUPLICATES sampler);
-    # one-per-cluster: also no two texts of one of the select step's clusters, so no in-batch negative shares
-    # the anchor's current cluster. one-per-cluster is the default: on the eight choosing runs of
-    # bench/configs/negatives-cpu.toml it passed the adoption test written before them
-    # (docs/results/contrastive-batches-negatives-cpu.md); no-duplicates is how every earlier run trained.
-    # one-per-previous-cluster: the clusters kept apart are those the run reported after the previous round
-    # (round 1: the base embedder's text clusters), not the select step's joined view, whose clusters are the
-    # worse ones where the answers mark the classes worse than the text does
+    # no-duplicates: no text or answer twice in a batch (sentence-transformers' NO_DUPLICATES sampler), the
+    # default. one-per-cluster: also no two texts of one of the select step's clusters, so no in-batch negative
+    # shares the anchor's current cluster; it passed the adoption test of bench/configs/negatives-cpu.toml on
+    # eight choosing runs (docs/results/contrastive-batches-negatives-cpu.md) and was the default until its
+    # confirmation half (docs/results/batches-confirm-cpu.md) put MTOP(D) 6 ACC below these batches' cells
+    # at every one of three seeds. one-per-previous-cluster: the clusters kept apart are those the run
+    # reported after the previous round (round 1: the base embedder's text clusters), not the select step's
+    # joined view, whose clusters are the worse ones where the answers mark the classes worse than the text
     contrastive_batches: str = setting(
-        "one-per-cluster", "How the contrastive step fills a batch (one-per-cluster: at most one text of each of the "
-        "clusters the density read, so no in-batch negative shares the anchor's cluster; one-per-previous-cluster: "
-        "of each cluster of the previous round's clustering).", CONTRASTIVE)
+        "no-duplicates", "How the contrastive step fills a batch (no-duplicates: no text or answer twice; "
+        "one-per-cluster: also at most one text of each of the clusters the density read; "
+        "one-per-previous-cluster: of each cluster of the previous round's clustering).", CONTRASTIVE)
     # clustering
     # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); agreement: each text's weight in
     # proportion to how much its M answers agree, averaging interp_weight (clustering.agreement_weights);

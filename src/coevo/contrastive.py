@@ -2,11 +2,13 @@
 interpretation belong together (sentence-transformers, MultipleNegativesRankingLoss).
 
 Other pairs of the batch are the negatives (InfoNCE), so a batch must not hold the same
-text or answer twice (the library's NO_DUPLICATES sampler sees to that). Where the classes
-are few (a 10-domain set holds about three texts of each class in a batch of 32), most of
-those negatives share the anchor's class and MNRL pushes them apart; so by default
-(``batches="one-per-cluster"``, ``OnePerClusterBatchSampler``) a batch also holds at most
-one text of each of the clusters the select step's density read. ``loss="gist"`` is the
+text or answer twice (the library's NO_DUPLICATES sampler sees to that, the default). Where
+the classes are few (a 10-domain set holds about three texts of each class in a batch of 32),
+most of those negatives share the anchor's class and MNRL pushes them apart; the one-per-cluster
+batches (``OnePerClusterBatchSampler``) hold at most one text of each cluster instead: of the
+select step's (``batches="one-per-cluster"``) or of the previous round's clustering
+(``"one-per-previous-cluster"``). The first won on the choosing runs and lost badly on a
+domain set of the confirmation half, so neither is the default. ``loss="gist"`` is the
 library's other answer, GISTEmbedLoss with the frozen base embedder as guide, which drops
 every in-batch negative the guide finds closer to the anchor than its positive. Pulling a
 text towards a cluster-informative interpretation of it moves texts of one cluster
