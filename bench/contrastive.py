@@ -92,10 +92,10 @@ def previous_cluster_test(data: dict) -> dict:
             "clauses": clauses, "adopted": all(clauses.values())}
 
 
-def render_adoption(test: dict, candidate: str, reference: str,
-                    source: str = "bench/configs/negatives-cpu.toml") -> list[str]:
-    verdict = (f"**adopted**: `{candidate}` becomes the default, to be confirmed on the confirmation half"
-               if test["adopted"] else f"**not adopted**: the default stays `{reference}`")
+def render_adoption(test: dict, candidate: str, reference: str, source: str = "bench/configs/negatives-cpu.toml",
+                    next_step: str = "becomes the default, to be confirmed on the confirmation half") -> list[str]:
+    verdict = (f"**adopted**: `{candidate}` {next_step}" if test["adopted"]
+               else f"**not adopted**: `{candidate}` does not replace `{reference}`")
     return [f"## The adoption test of `{candidate}` ({source}, written before the runs)", "",
             f"- `{candidate}` minus `{reference}` over {test['runs']} runs: mean {test['mean']:+.2f}, above on "
             f"{test['above']} of {test['runs']}",
@@ -190,7 +190,8 @@ def render(data: dict) -> str:
     if all(name in settings for name in ADOPTION):
         lines += render_adoption(adoption_test(data, *ADOPTION), *ADOPTION)
     if all(name in settings for name in (*PREVIOUS, "as run")):
-        lines += render_adoption(previous_cluster_test(data), *PREVIOUS, source="bench/contrastive.py's previous_cluster_test")
+        lines += render_adoption(previous_cluster_test(data), *PREVIOUS, source="bench/contrastive.py's previous_cluster_test",
+                                 next_step="goes on to its confirmation half at fresh seeds (bench/configs/previous-confirm-cpu.toml)")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -105,5 +105,7 @@ def test_the_previous_cluster_verdict_asks_level_with_the_default_and_above_the_
     assert list(no_gain["clauses"].values()) == [True, False, True]
     floor = module.previous_cluster_test(data((50, 50, 52, 52.6), (40, 41, 40.5, 39.9)))  # floor -0.1 against +0.5
     assert list(floor["clauses"].values()) == [True, True, False]
-    lines = module.render_adoption(level, candidate, reference, source="x")
-    assert f"- verdict: **adopted**: `{candidate}` becomes the default, to be confirmed on the confirmation half" in lines
+    lines = module.render_adoption(level, candidate, reference, source="x", next_step="runs its confirmation")
+    assert f"- verdict: **adopted**: `{candidate}` runs its confirmation" in lines
+    assert f"- verdict: **not adopted**: `{candidate}` does not replace `{reference}`" in module.render_adoption(
+        below, candidate, reference)
