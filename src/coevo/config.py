@@ -126,8 +126,8 @@ class CoEvoConfig:
     # default. one-per-cluster: also no two texts of one of the select step's clusters, so no in-batch negative
     # shares the anchor's current cluster; it passed the adoption test of bench/configs/negatives-cpu.toml on
     # eight choosing runs (docs/results/contrastive-batches-negatives-cpu.md) and was the default until its
-    # confirmation half (docs/results/batches-confirm-cpu.md) put MTOP(D) 6 ACC below these batches' cells
-    # at every one of three seeds. one-per-previous-cluster: the clusters kept apart are those the run
+    # confirmation half (docs/results/batches-confirm-cpu.md) put MTOP(D) below these batches' cells at each
+    # of three seeds, 6 ACC on the mean. one-per-previous-cluster: the clusters kept apart are those the run
     # reported after the previous round (round 1: the base embedder's text clusters), not the select step's
     # joined view, whose clusters are the worse ones where the answers mark the classes worse than the text
     contrastive_batches: str = setting(
