@@ -129,7 +129,8 @@ class CoEvoConfig:
     # confirmation half (docs/results/batches-confirm-cpu.md) put MTOP(D) below these batches' cells at each
     # of three seeds, 6 ACC on the mean. one-per-previous-cluster: the clusters kept apart are those the run
     # reported after the previous round (round 1: the base embedder's text clusters), not the select step's
-    # joined view, whose clusters are the worse ones where the answers mark the classes worse than the text
+    # joined view, whose clusters are the worse ones where the answers mark the classes worse than the text;
+    # below one-per-cluster on the choosing runs, so not adopted (docs/results/contrastive-previous-negatives-cpu.md)
     contrastive_batches: str = setting(
         "no-duplicates", "How the contrastive step fills a batch (no-duplicates: no text or answer twice; "
         "one-per-cluster: also at most one text of each of the clusters the density read; "
