@@ -83,8 +83,8 @@ def one_per_cluster_batches(clusters: Sequence[int], values: Sequence[tuple[str,
 
 
 class OnePerClusterBatchSampler:
-    """A sentence-transformers batch sampler (``batch_sampler=`` of the training arguments, with ``clusters``
-    bound by ``functools.partial``) that yields ``one_per_cluster_batches``, reshuffled each epoch.
+    """A sentence-transformers batch sampler (``batch_sampler=`` of the training arguments, through a callable
+    that returns it) that yields ``one_per_cluster_batches``, reshuffled each epoch.
 
     The library's NO_DUPLICATES sampler keeps identical strings apart; MNRL still takes every other pair of a
     batch as a negative, and where the classes are few most of those share the anchor's class. Here they
@@ -115,6 +115,15 @@ class OnePerClusterBatchSampler:
         return len(self._batches())
 
 
+def _the_sampler(sampler: OnePerClusterBatchSampler, dataset, *, batch_size: int, **_library_kwargs
+                 ) -> OnePerClusterBatchSampler:
+    """The trainer's ``batch_sampler=`` callable: the sampler train_contrastive built, checked against the ask."""
+    if (len(dataset), batch_size) != (len(sampler.clusters), sampler.batch_size):
+        raise ValueError(f"the trainer asked for batches of {batch_size} from {len(dataset)} pairs; the sampler "
+                         f"was built for {sampler.batch_size} from {len(sampler.clusters)}")
+    return sampler
+
+
 def train_contrastive(
     embedder,
     anchors: list[str],
@@ -143,9 +152,11 @@ def train_contrastive(
     if settings.batches != "no-duplicates":
         if clusters is None:
             raise ValueError(f"{settings.batches} batches need each pair's cluster")
-        batch_sampler = functools.partial(OnePerClusterBatchSampler, clusters=clusters)
-        pairs = list(zip(dataset["anchor"], dataset["positive"]))
-        steps = math.ceil(len(one_per_cluster_batches(clusters, pairs, batch_size, settings.seed)) * settings.epochs)
+        # built here, where its length sets the step count, and handed to the trainer as it is: the trainer asks
+        # for a sampler of this dataset, batch size and seed, which is this one
+        sampler = OnePerClusterBatchSampler(dataset, clusters=clusters, batch_size=batch_size, seed=settings.seed)
+        batch_sampler = functools.partial(_the_sampler, sampler)
+        steps = math.ceil(len(sampler) * settings.epochs)
         if steps == 0:  # every pair in one cluster: no batch has a negative, so the round leaves the embedder as it was
             embedder.save(str(output_dir))
             return {"pairs": len(anchors), "steps": 0, "loss_first": None, "loss_last": None, "train_seconds": 0.0,

@@ -282,7 +282,7 @@ class Generate:
         if r > 1 and adapter is not None:
             first = GuardStats(**read_json(folder.round(1) / "generate.json")["guards"])
             if cfg.guard_consolidation:
-                clusters = [a["cluster"] for a in read_jsonl(folder.round(r - 1) / "assignments.jsonl")]
+                clusters = ctx.previous_clusters(r).tolist()
                 marks = {"round1": answer_cluster_nmi(folder.interpretations(1), clusters),
                          "now": answer_cluster_nmi(interpretations, clusters)}
                 info["answer_cluster_nmi"] = marks
