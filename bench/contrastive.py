@@ -17,7 +17,10 @@ as ``base`` (the base embedder's f(x) alone, what plain embed + KMeans clusters)
   recorded their cluster has the select step's clustering built again as the step built it;
 - ``one-per-previous-cluster``: the same batches over the clusters the run reported after the
   previous round (round 1: the base embedder's text clusters), made afresh from the replayed
-  embedder; ``previous_cluster_test`` holds its adoption test against ``one-per-cluster``.
+  embedder; ``previous_cluster_test`` holds its adoption test against ``one-per-cluster``;
+- ``one-per-cluster-same-steps``: one-per-cluster batches for only as many steps as the plain
+  batches take (where K is below the batch size they would take more); ``same_steps_test`` holds
+  its adoption test.
 
 Each setting gives two columns: the final representation (what the run would cluster) and
 ``<setting> · text``, the trained f(x) alone. Only the contrastive step changes: round 2's
@@ -49,6 +52,7 @@ SETTINGS = {
     "lr=4e-5": {"contrastive_learning_rate": 4e-5},
     "one-per-cluster": {"contrastive_batches": "one-per-cluster"},
     "one-per-previous-cluster": {"contrastive_batches": "one-per-previous-cluster"},
+    "one-per-cluster-same-steps": {"contrastive_batches": "one-per-cluster-same-steps"},
 }
 """Each setting: the ``CoEvoConfig`` fields it changes in the run's own config."""
 
@@ -148,8 +152,28 @@ def measure(run_dir: Path, settings: list[str], seeds: list[int], n_init: int, l
         final = ctx.representation(rounds, embedder=trained)
         views[name], weights[name] = final.z, final.weight["interp_weight"]
         views[f"{name} · text"] = normalize(final.text_vec)  # what `represent text` clusters
-    return {"seconds": time.perf_counter() - started, "run_acc": run_acc, "rounds": rounds,
+    return {"seconds": time.perf_counter() - started, "run_acc": run_acc, "rounds": rounds, "k": k,
             "weights": weights, **acc_at_draws(views, model.gold_, k, seeds=seeds, n_init=n_init, round_index=rounds)}
+
+
+SAME_STEPS = ("one-per-cluster-same-steps", "as run")
+"""The candidate and reference of ``same_steps_test``."""
+
+
+def same_steps_test(data: dict, batch_size: int = 32) -> dict:
+    """The test written before the replays of ``one-per-cluster-same-steps`` (after one-per-cluster batches, which
+    take batch_size / K times the steps where K is below the batch size, lost on the few-class CLINC(D) among the
+    choosing runs and on MTOP(D) at each of three seeds of the confirmation half). Over the choosing runs it must
+    pass the test one-per-cluster passed against the old batches (``adoption_test``: mean at least +0.5, above on
+    more than half, lowest difference to ``base`` within 0.5 of the old batches'), and on no run of K below the
+    batch size, where it differs from one-per-cluster, may it be more than 0.5 below the old batches."""
+    candidate, reference = SAME_STEPS
+    test = adoption_test(data, candidate, reference)
+    few = [r["acc"] for by_run in data["results"].values() for r in by_run.values() if r["k"] < batch_size]
+    worst = min((acc[candidate] - acc[reference] for acc in few), default=0.0)
+    test["clauses"][f"no run of K < {batch_size} more than 0.5 below `{reference}` ({worst:+.2f})"] = worst >= -0.5
+    test["adopted"] = all(test["clauses"].values())
+    return test
 
 
 def render(data: dict) -> str:
@@ -192,6 +216,9 @@ def render(data: dict) -> str:
     if all(name in settings for name in (*PREVIOUS, "as run")):
         lines += render_adoption(previous_cluster_test(data), *PREVIOUS, source="bench/contrastive.py's previous_cluster_test",
                                  next_step="goes on to its confirmation half at fresh seeds (bench/configs/previous-confirm-cpu.toml)")
+    if all(name in settings for name in SAME_STEPS):
+        lines += render_adoption(same_steps_test(data), *SAME_STEPS, source="bench/contrastive.py's same_steps_test",
+                                 next_step="goes on to the confirmation half's sets of K < 32 at fresh seeds")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -49,3 +49,12 @@ def test_the_sampler_yields_the_batches_its_length_counts_and_reshuffles_each_ep
     assert list(sampler) == one_per_cluster_batches(clusters, _pairs(40), 4, seed=4) != first
     with pytest.raises(ValueError, match="39 clusters for 40 pairs"):
         OnePerClusterBatchSampler(dataset, clusters=clusters[:-1], batch_size=4)
+
+
+def test_a_same_steps_sampler_stops_each_epoch_at_its_step_count():
+    clusters = list(range(10)) * 4  # ten clusters of four pairs: four batches of ten an epoch
+    dataset = [{"anchor": a, "positive": p} for a, p in _pairs(40)]
+    full = OnePerClusterBatchSampler(dataset, clusters=clusters, batch_size=32, seed=3)
+    capped = OnePerClusterBatchSampler(dataset, clusters=clusters, batch_size=32, seed=3, max_batches=2)
+    assert len(full) == 4 and len(capped) == 2 and list(capped) == list(full)[:2]
+    assert all(len({clusters[i] for i in batch}) == len(batch) == 10 for batch in capped)  # every cluster alike

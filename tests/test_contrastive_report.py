@@ -109,3 +109,23 @@ def test_the_previous_cluster_verdict_asks_level_with_the_default_and_above_the_
     assert f"- verdict: **adopted**: `{candidate}` runs its confirmation" in lines
     assert f"- verdict: **not adopted**: `{candidate}` does not replace `{reference}`" in module.render_adoption(
         below, candidate, reference)
+
+
+def test_the_same_steps_verdict_adds_a_floor_on_the_few_class_runs():
+    module = _script()
+    candidate, reference = module.SAME_STEPS
+
+    def data(*runs):
+        results = {f"set{i}": {"full (default), seed 5": {"acc": {"base": base, reference: old, candidate: cand}, "k": k,
+                                                         "run_acc": old, "kmeans_acc": None,
+                                                         "weights": {reference: 0.5, candidate: 0.5}}}
+                   for i, (k, base, old, cand) in enumerate(runs)}
+        return {"results": results}
+
+    # +1.0 on average and above on two of three, but -0.6 on a run of 10 classes
+    few_loss = module.same_steps_test(data((77, 50, 52, 54), (10, 40, 41, 40.4), (20, 30, 29, 31.2)))
+    assert few_loss["clauses"]["mean >= +0.5"] and not few_loss["adopted"]
+    assert [ok for name, ok in few_loss["clauses"].items() if "K < 32" in name] == [False]
+    # the same loss on a run of 77 classes is the other clauses' business, not the floor's
+    many_loss = module.same_steps_test(data((77, 50, 52, 54), (77, 40, 41, 40.4), (20, 30, 29, 31.2)))
+    assert many_loss["adopted"]

@@ -105,7 +105,8 @@ def test_positives_record_the_select_steps_cluster_and_an_older_folder_gets_it_b
     assert ctx.positive_clusters(1, written_before) == recorded
 
 
-@pytest.mark.parametrize("batches, given", [("no-duplicates", False), ("one-per-cluster", True)])
+@pytest.mark.parametrize("batches, given", [("no-duplicates", False), ("one-per-cluster", True),
+                                            ("one-per-cluster-same-steps", True)])
 def test_the_contrastive_step_hands_the_select_clusters_over_only_for_one_per_cluster_batches(tmp_path, monkeypatch,
                                                                                               batches, given):
     import coevo.steps as steps

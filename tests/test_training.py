@@ -1,5 +1,8 @@
 """The two learning steps, on the real tiny models: DPO (TRL + PEFT) and contrastive (sentence-transformers)."""
 
+import dataclasses
+import math
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -227,6 +230,9 @@ def test_one_per_cluster_training_takes_the_batches_it_promised(tmp_path, demo_c
                                 clusters=clusters, progress=False)
     batches = one_per_cluster_batches(clusters, list(zip(anchors, positives)), 32, 3)
     assert summary["steps"] == len(batches) > len(anchors) // 32 + 1  # smaller batches than 32: more steps
+    same_steps = train_contrastive(embedder, anchors, positives, tmp_path / "same", clusters=clusters, progress=False,
+                                   settings=dataclasses.replace(settings, batches="one-per-cluster-same-steps"))
+    assert same_steps["steps"] == math.ceil(len(anchors) / 32)  # what no-duplicates batches take
     with pytest.raises(ValueError, match="cluster"):
         train_contrastive(embedder, anchors, positives, tmp_path / "again", settings=settings, progress=False)
     # one cluster: no batch can hold a negative, so nothing trains and the embedder is saved as it was

@@ -27,7 +27,7 @@ Density = Literal["posterior", "knn", "kde"]
 Represent = Literal["text", "text+interp", "agreement", "auto", "gate"]
 GenerationBackend = Literal["auto", "torch", "vllm"]
 ContrastiveLoss = Literal["mnrl", "gist"]
-ContrastiveBatches = Literal["no-duplicates", "one-per-cluster", "one-per-previous-cluster"]
+ContrastiveBatches = Literal["no-duplicates", "one-per-cluster", "one-per-cluster-same-steps", "one-per-previous-cluster"]
 
 TASKS: tuple[str, ...] = get_args(Task)
 METHODS: tuple[str, ...] = get_args(Method)
@@ -130,10 +130,15 @@ class CoEvoConfig:
     # of three seeds, 6 ACC on the mean. one-per-previous-cluster: the clusters kept apart are those the run
     # reported after the previous round (round 1: the base embedder's text clusters), not the select step's
     # joined view, whose clusters are the worse ones where the answers mark the classes worse than the text;
-    # below one-per-cluster on the choosing runs, so not adopted (docs/results/contrastive-previous-negatives-cpu.md)
+    # below one-per-cluster on the choosing runs, so not adopted (docs/results/contrastive-previous-negatives-cpu.md).
+    # one-per-cluster-same-steps: one-per-cluster batches for as many steps as no-duplicates batches would take.
+    # Where K is below the batch size a one-per-cluster batch holds K pairs, so an epoch takes batch_size / K
+    # times the steps, a larger dose of training; this variant keeps the dose and changes only which pairs
+    # share a batch (an epoch then sees about K / batch_size of the pairs, every cluster alike)
     contrastive_batches: str = setting(
         "no-duplicates", "How the contrastive step fills a batch (no-duplicates: no text or answer twice; "
         "one-per-cluster: also at most one text of each of the clusters the density read; "
+        "one-per-cluster-same-steps: those batches, for as many steps as no-duplicates takes; "
         "one-per-previous-cluster: of each cluster of the previous round's clustering).", CONTRASTIVE)
     # clustering
     # text: f(x); text+interp: normalise(f(x) + interp_weight * mean f(y)); agreement: each text's weight in

@@ -8,7 +8,9 @@ most of those negatives share the anchor's class and MNRL pushes them apart; the
 batches (``OnePerClusterBatchSampler``) hold at most one text of each cluster instead: of the
 select step's (``batches="one-per-cluster"``) or of the previous round's clustering
 (``"one-per-previous-cluster"``). The first won on the choosing runs and lost badly on a
-domain set of the confirmation half, so neither is the default. ``loss="gist"`` is the
+domain set of the confirmation half, so neither is the default. With K clusters below the batch
+size its batches hold K pairs and an epoch takes more steps; ``"one-per-cluster-same-steps"``
+stops the epoch at the steps the plain batches take, so only the batches' make-up changes. ``loss="gist"`` is the
 library's other answer, GISTEmbedLoss with the frozen base embedder as guide, which drops
 every in-batch negative the guide finds closer to the anchor than its positive. Pulling a
 text towards a cluster-informative interpretation of it moves texts of one cluster
@@ -92,11 +94,13 @@ class OnePerClusterBatchSampler:
     the learning-rate schedule sees the steps it will get.
     """
 
-    def __init__(self, dataset, *, clusters: Sequence[int], batch_size: int, seed: int = 0, **_library_kwargs) -> None:
+    def __init__(self, dataset, *, clusters: Sequence[int], batch_size: int, seed: int = 0, max_batches: int | None = None,
+                 **_library_kwargs) -> None:
         if len(clusters) != len(dataset):
             raise ValueError(f"{len(clusters)} clusters for {len(dataset)} pairs")
         self.values = [tuple(str(v) for v in row.values()) for row in dataset]
         self.clusters, self.batch_size, self.seed, self.epoch = list(clusters), batch_size, seed, 0
+        self.max_batches = max_batches  # an epoch's first batches only: the same-steps variant
         self._built: tuple[int, list[list[int]]] | None = None  # (epoch, its batches): the trainer asks len often
 
     def set_epoch(self, epoch: int) -> None:
@@ -105,7 +109,7 @@ class OnePerClusterBatchSampler:
     def _batches(self) -> list[list[int]]:
         if self._built is None or self._built[0] != self.epoch:
             batches = one_per_cluster_batches(self.clusters, self.values, self.batch_size, self.seed + self.epoch)
-            self._built = (self.epoch, batches)
+            self._built = (self.epoch, batches[:self.max_batches])
         return self._built[1]
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -154,7 +158,9 @@ def train_contrastive(
             raise ValueError(f"{settings.batches} batches need each pair's cluster")
         # built here, where its length sets the step count, and handed to the trainer as it is: the trainer asks
         # for a sampler of this dataset, batch size and seed, which is this one
-        sampler = OnePerClusterBatchSampler(dataset, clusters=clusters, batch_size=batch_size, seed=settings.seed)
+        same_steps = math.ceil(len(anchors) / batch_size) if settings.batches == "one-per-cluster-same-steps" else None
+        sampler = OnePerClusterBatchSampler(dataset, clusters=clusters, batch_size=batch_size, seed=settings.seed,
+                                            max_batches=same_steps)
         batch_sampler = functools.partial(_the_sampler, sampler)
         steps = math.ceil(len(sampler) * settings.epochs)
         if steps == 0:  # every pair in one cluster: no batch has a negative, so the round leaves the embedder as it was

@@ -193,7 +193,7 @@ class RunContext:
         replays), whose clustering is then made afresh."""
         if batches == "no-duplicates":
             return None
-        if batches == "one-per-cluster":
+        if batches in ("one-per-cluster", "one-per-cluster-same-steps"):
             return self.positive_clusters(r, positives)
         labels = self.previous_clusters(r, embedder)
         return [int(labels[p["text_index"]]) for p in positives]
