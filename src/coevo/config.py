@@ -134,7 +134,8 @@ class CoEvoConfig:
     # one-per-cluster-same-steps: one-per-cluster batches for as many steps as no-duplicates batches would take.
     # Where K is below the batch size a one-per-cluster batch holds K pairs, so an epoch takes batch_size / K
     # times the steps, a larger dose of training; this variant keeps the dose and changes only which pairs
-    # share a batch (an epoch then sees about K / batch_size of the pairs, every cluster alike)
+    # share a batch (an epoch then sees about K / batch_size of the pairs, every cluster alike); below the old
+    # batches on the choosing runs, so not adopted (docs/results/contrastive-same-steps-negatives-cpu.md)
     contrastive_batches: str = setting(
         "no-duplicates", "How the contrastive step fills a batch (no-duplicates: no text or answer twice; "
         "one-per-cluster: also at most one text of each of the clusters the density read; "
