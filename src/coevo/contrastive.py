@@ -10,7 +10,8 @@ select step's (``batches="one-per-cluster"``) or of the previous round's cluster
 (``"one-per-previous-cluster"``). The first won on the choosing runs and lost badly on a
 domain set of the confirmation half, so neither is the default. With K clusters below the batch
 size its batches hold K pairs and an epoch takes more steps; ``"one-per-cluster-same-steps"``
-stops the epoch at the steps the plain batches take, so only the batches' make-up changes. ``loss="gist"`` is the
+stops the epoch at the steps the plain batches take, so only the batches' make-up changes; on the
+choosing runs that lost most of one-per-cluster's gain, so it is not the default either. ``loss="gist"`` is the
 library's other answer, GISTEmbedLoss with the frozen base embedder as guide, which drops
 every in-batch negative the guide finds closer to the anchor than its positive. Pulling a
 text towards a cluster-informative interpretation of it moves texts of one cluster
