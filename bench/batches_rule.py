@@ -16,22 +16,19 @@ from __future__ import annotations
 import argparse
 import statistics
 
-from coevo.atomic import read_json
-from coevo.bench.results import results_dir, stamp, write_results
+from coevo.bench.results import cell_acc, results_dir, stamp, write_results
 
 SETS = ("clinc_intent", "massive_intent", "fewnerd", "arxiv_s2s", "reddit")  # the confirmation half's K >= 32
 SEEDS = (2, 3, 4)
 MIN_MEAN, MIN_ABOVE, FLOOR = 0.5, 3, -1.0
 
 
-def cells(tier: str) -> dict[tuple[str, str, int], float]:
-    """ACC of a tier's finished cells (its own or reused) by (method, dataset, seed)."""
-    records = read_json(results_dir() / f"{tier}.json", list)
-    return {(r["method"], r["dataset"], r["seed"]): r["acc"] for r in records if r.get("status") == "ok"}
+def _mean(acc: dict[tuple[str, str, int], float], method: str, dataset: str, seeds: list[int]) -> float:
+    return statistics.fmean(acc[(method, dataset, seed)] for seed in seeds)
 
 
 def measure(tier: str, against: str) -> dict:
-    new, old = cells(tier), cells(against)
+    new, old = cell_acc(tier), cell_acc(against)
     rows = []
     for dataset in SETS:
         seeds = [s for s in SEEDS if ("full", dataset, s) in new and ("full", dataset, s) in old
@@ -39,9 +36,8 @@ def measure(tier: str, against: str) -> dict:
         if not seeds:
             rows.append({"dataset": dataset, "seeds": []})
             continue
-        mean = lambda source, method: statistics.fmean(source[(method, dataset, s)] for s in seeds)  # noqa: E731
-        rows.append({"dataset": dataset, "seeds": seeds, "new": mean(new, "full"), "old": mean(old, "full"),
-                     "kmeans": mean(old, "kmeans")})
+        rows.append({"dataset": dataset, "seeds": seeds, "new": _mean(new, "full", dataset, seeds),
+                     "old": _mean(old, "full", dataset, seeds), "kmeans": _mean(old, "kmeans", dataset, seeds)})
     done = [r for r in rows if r["seeds"]]
     test = None
     if done:

@@ -6,11 +6,21 @@ import importlib.util
 import json
 from pathlib import Path
 
+from coevo.bench import results
+
 
 def _script():
     spec = importlib.util.spec_from_file_location("batches_rule_script", Path(__file__).parents[1] / "bench" / "batches_rule.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def _results_in(folder: Path, monkeypatch):
+    """The script under test, reading and writing its tiers' files in ``folder``."""
+    module = _script()
+    monkeypatch.setattr(module, "results_dir", lambda: folder)
+    monkeypatch.setattr(results, "results_dir", lambda: folder)
     return module
 
 
@@ -34,8 +44,7 @@ def _tiers(folder: Path, gains: dict[str, float], seeds=(2, 3, 4), kmeans_gap: f
 
 
 def test_the_rule_is_confirmed_only_when_every_clause_holds_on_every_cell(tmp_path, monkeypatch):
-    module = _script()
-    monkeypatch.setattr(module, "results_dir", lambda: tmp_path)
+    module = _results_in(tmp_path, monkeypatch)
     _tiers(tmp_path, {"clinc_intent": 3.0, "massive_intent": 1.0, "fewnerd": 0.5, "arxiv_s2s": -0.5, "reddit": -0.2})
     data = module.measure("batches-confirm-cpu", "cpu")
     assert data["test"]["complete"] and data["test"]["above"] == 3
@@ -53,8 +62,7 @@ def test_the_rule_is_confirmed_only_when_every_clause_holds_on_every_cell(tmp_pa
 
 
 def test_no_verdict_while_cells_are_missing(tmp_path, monkeypatch):
-    module = _script()
-    monkeypatch.setattr(module, "results_dir", lambda: tmp_path)
+    module = _results_in(tmp_path, monkeypatch)
     _tiers(tmp_path, {"clinc_intent": 3.0, "massive_intent": 2.0, "fewnerd": 2.0})  # two sets not run
     data = module.measure("batches-confirm-cpu", "cpu")
     assert not data["test"]["complete"] and not data["test"]["confirmed"] and data["test"]["sets"] == 3

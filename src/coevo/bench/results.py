@@ -75,9 +75,15 @@ def summary_digest(run_dir: Path) -> str:
     return hashlib.sha256((Path(run_dir) / "summary.json").read_bytes()).hexdigest()
 
 
+def cell_acc(tier: str) -> dict[tuple[str, str, int], float]:
+    """The ACC of a tier's finished cells (its own or reused) by (method, dataset, seed): the one reading of a
+    tier's results file that the scripts setting tiers side by side share. A tier not yet run has none."""
+    path = results_dir() / f"{tier}.json"
+    records = read_json(path, list) if path.is_file() else []
+    return {(r["method"], r["dataset"], r["seed"]): r["acc"] for r in records if r.get("status") == "ok"}
+
+
 def kmeans_acc(tier: str) -> dict[tuple[str, int], float]:
     """The ACC of a tier's own `kmeans` cells (plain embed + KMeans, as the bench ran them) by
     (dataset, seed), for the scripts that set a tier's runs beside its baseline."""
-    path = results_dir() / f"{tier}.json"
-    records = read_json(path, list) if path.is_file() else []
-    return {(r["dataset"], r["seed"]): r["acc"] for r in records if r.get("method") == "kmeans" and r.get("status") == "ok"}
+    return {(dataset, seed): acc for (method, dataset, seed), acc in cell_acc(tier).items() if method == "kmeans"}
