@@ -127,7 +127,9 @@ class CoEvoConfig:
     # shares the anchor's current cluster; it passed the adoption test of bench/configs/negatives-cpu.toml on
     # eight choosing runs (docs/results/contrastive-batches-negatives-cpu.md) and was the default until its
     # confirmation half (docs/results/batches-confirm-cpu.md) put MTOP(D) below these batches' cells at each
-    # of three seeds, 6 ACC on the mean. one-per-previous-cluster: the clusters kept apart are those the run
+    # of three seeds, 6 ACC on the mean; used only where K is at least the batch size (rule 1b'), it was +0.34
+    # over these batches on the confirmation sets it would touch, above on 2 of 5, short of its test
+    # (docs/results/batches-rule-cpu.md). one-per-previous-cluster: the clusters kept apart are those the run
     # reported after the previous round (round 1: the base embedder's text clusters), not the select step's
     # joined view, whose clusters are the worse ones where the answers mark the classes worse than the text;
     # below one-per-cluster on the choosing runs, so not adopted (docs/results/contrastive-previous-negatives-cpu.md).

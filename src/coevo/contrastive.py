@@ -8,7 +8,8 @@ most of those negatives share the anchor's class and MNRL pushes them apart; the
 batches (``OnePerClusterBatchSampler``) hold at most one text of each cluster instead: of the
 select step's (``batches="one-per-cluster"``) or of the previous round's clustering
 (``"one-per-previous-cluster"``). The first won on the choosing runs and lost badly on a
-domain set of the confirmation half, so neither is the default. With K clusters below the batch
+domain set of the confirmation half, and used only where K fills a batch it gained too little on the
+confirmation sets of many classes to pass its test, so neither is the default. With K clusters below the batch
 size its batches hold K pairs and an epoch takes more steps; ``"one-per-cluster-same-steps"``
 stops the epoch at the steps the plain batches take, so only the batches' make-up changes; on the
 choosing runs that lost most of one-per-cluster's gain, so it is not the default either. ``loss="gist"`` is the
